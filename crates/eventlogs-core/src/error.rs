@@ -1,0 +1,231 @@
+//! The library's one error type, classified so a caller knows what happened and whether a retry helps.
+
+use std::time::Duration;
+
+use crate::{LogId, ParseLogIdError};
+
+/// A boxed error from a driver or the operating system, kept as the source of [`Error::Unavailable`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// The result type of every fallible eventlogs call.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in eventlogs.
+///
+/// Match on the variant, never on the message. [`Error::is_retryable`] says whether calling
+/// again with the same arguments may succeed; [`Error::is_conflict`] says whether the caller
+/// should reduce again and retry with the fresh state.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Another append took the expected index first. Nothing was written; reduce and retry.
+    #[error("concurrent append to {log_id}: index {index} is already taken")]
+    ConcurrentAppend {
+        /// The log that was appended to.
+        log_id: LogId,
+        /// The index this call expected to write.
+        index: u64,
+    },
+
+    /// The idempotency key was already used by the same request, which committed. Nothing was
+    /// written by this call; the fields name what the original call wrote.
+    #[error("idempotent replay of key {key:?}: {count} event(s) in {log_id} from index {first_index}")]
+    IdempotentReplay {
+        /// The idempotency key.
+        key: String,
+        /// The log the original call wrote to.
+        log_id: LogId,
+        /// The index of the first event the original call wrote.
+        first_index: u32,
+        /// How many events the original call wrote.
+        count: u32,
+    },
+
+    /// The idempotency key was already used by a different request. Nothing was written.
+    #[error("idempotency key {key:?} was already used for a different request")]
+    IdempotencyConflict {
+        /// The idempotency key.
+        key: String,
+    },
+
+    /// The log has no events.
+    #[error("log {log_id} not found")]
+    LogNotFound {
+        /// The log asked for.
+        log_id: LogId,
+    },
+
+    /// The events would pass the last index a log can hold (`u32::MAX`). Nothing was written.
+    #[error("log {log_id} is full: {count} event(s) at index {next_index} would pass index {}", u32::MAX)]
+    LogFull {
+        /// The log appended to.
+        log_id: LogId,
+        /// The index the first new event would have taken.
+        next_index: u64,
+        /// How many events were to be appended.
+        count: usize,
+    },
+
+    /// A [`LogState`](crate::LogState) of one log was used to append to another. Nothing was written.
+    #[error("a state of {state_log_id} was used to append to {log_id}")]
+    WrongLog {
+        /// The log appended to.
+        log_id: LogId,
+        /// The log the state belongs to.
+        state_log_id: LogId,
+    },
+
+    /// The expected index is past the end of the log: appending would leave a gap. Nothing was
+    /// written. The state did not come from this log's history (or the log was restored to an
+    /// earlier point); reduce and retry.
+    #[error("appending at index {index} of {log_id} would leave a gap after its last event")]
+    IndexGap {
+        /// The log appended to.
+        log_id: LogId,
+        /// The index this call expected to write.
+        index: u64,
+    },
+
+    /// The request was refused before anything was written.
+    #[error("invalid input: {0}")]
+    InvalidInput(#[from] InvalidInput),
+
+    /// A server could not be reached or failed in a way that may pass. Retryable.
+    #[error("{service} unavailable")]
+    Unavailable {
+        /// Which service failed, for example `"postgres"`.
+        service: &'static str,
+        /// The driver's error.
+        #[source]
+        source: BoxError,
+    },
+
+    /// An operation did not finish within its deadline. Retryable; a write that timed out may
+    /// or may not have committed, so retry it with the same idempotency key.
+    #[error("{operation} timed out after {after:?}")]
+    Timeout {
+        /// What timed out, for example `"pool checkout"`.
+        operation: &'static str,
+        /// The deadline that passed.
+        after: Duration,
+    },
+
+    /// Stored data could not be read back: an event that no longer deserializes into the
+    /// event type, or a row that breaks the store's invariants.
+    #[error("corrupt data in {log_id} at index {index}: {reason}")]
+    Corrupt {
+        /// The log read.
+        log_id: LogId,
+        /// The index of the offending event.
+        index: u64,
+        /// What was wrong.
+        reason: String,
+    },
+}
+
+impl Error {
+    /// Whether calling again with the same arguments may succeed (the server was unavailable
+    /// or slow). Writes should be retried with the same idempotency key.
+    #[must_use]
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unavailable { .. } | Self::Timeout { .. })
+    }
+
+    /// Whether the state used was stale: reduce again and retry with the fresh state.
+    #[must_use]
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Self::ConcurrentAppend { .. } | Self::IndexGap { .. })
+    }
+
+    /// A short, stable name of the variant, for metrics and logs.
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::ConcurrentAppend { .. } => "concurrent_append",
+            Self::IdempotentReplay { .. } => "idempotent_replay",
+            Self::IdempotencyConflict { .. } => "idempotency_conflict",
+            Self::LogNotFound { .. } => "log_not_found",
+            Self::LogFull { .. } => "log_full",
+            Self::WrongLog { .. } => "wrong_log",
+            Self::IndexGap { .. } => "index_gap",
+            Self::InvalidInput(_) => "invalid_input",
+            Self::Unavailable { .. } => "unavailable",
+            Self::Timeout { .. } => "timeout",
+            Self::Corrupt { .. } => "corrupt",
+        }
+    }
+
+    /// Wraps a driver error as [`Error::Unavailable`].
+    pub fn unavailable(service: &'static str, source: impl Into<BoxError>) -> Self {
+        Self::Unavailable {
+            service,
+            source: source.into(),
+        }
+    }
+}
+
+/// Why a request was refused before anything was written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvalidInput {
+    /// A string that should be a log id is not one.
+    #[error("malformed log id: {0}")]
+    LogId(#[from] ParseLogIdError),
+    /// An event serialized to more bytes than the limit.
+    #[error("event {position} of the request is {size} bytes of JSON, over the limit of {max}")]
+    EventTooLarge {
+        /// Position of the event within the request (0 for a single append).
+        position: usize,
+        /// Its size in bytes.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The metadata serialized to more bytes than the limit.
+    #[error("metadata is {size} bytes of JSON, over the limit of {max}")]
+    MetadataTooLarge {
+        /// Its size in bytes.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A batch holds more events than the limit.
+    #[error("a batch of {count} events is over the limit of {max}")]
+    BatchTooLarge {
+        /// Events in the batch.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A batch's events add up to more bytes than the limit.
+    #[error("a batch of {size} bytes of JSON is over the limit of {max}")]
+    BatchTooManyBytes {
+        /// Total size in bytes.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A batch with no events.
+    #[error("a batch needs at least one event")]
+    EmptyBatch,
+    /// A page larger than the limit was asked for.
+    #[error("a page of {requested} events is over the limit of {max}")]
+    PageTooLarge {
+        /// Events asked for.
+        requested: u32,
+        /// The limit.
+        max: u32,
+    },
+    /// The idempotency key is empty, too long or holds a NUL character.
+    #[error("idempotency key: {reason}")]
+    IdempotencyKey {
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// An event or the metadata could not be serialized to JSON, or holds a NUL character.
+    #[error("cannot serialize: {0}")]
+    Serialize(String),
+    /// A configuration value (a schema name, a prefix, a size) is not acceptable.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+}

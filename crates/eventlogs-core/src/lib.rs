@@ -1,0 +1,38 @@
+//! Core of eventlogs: types, the `EventStore`/`ReductionCache` traits and the reduce/append algorithm.
+//!
+//! This crate has no database client. Users normally depend on the `eventlogs` facade, which
+//! re-exports everything here together with the backends.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod aggregate;
+mod cache;
+mod entry;
+mod error;
+mod limits;
+mod log_id;
+mod manager;
+mod options;
+mod policy;
+mod record;
+mod reduction;
+mod state;
+mod store;
+mod timestamp;
+
+pub use aggregate::Aggregate;
+pub use cache::{CacheKey, ReductionCache};
+pub use entry::{CacheEntry, EntryError, HEADER_LEN as CACHE_HEADER_LEN, THROUGH_INDEX_OFFSET};
+pub use error::{BoxError, Error, InvalidInput, Result};
+pub use limits::Limits;
+pub use log_id::{LogId, ParseLogIdError, LOG_ID_LEN, LOG_ID_PREFIX};
+pub use manager::{CacheStats, LogManager, LogManagerBuilder};
+pub use options::AppendOptions;
+pub use policy::{Always, CachingPolicy, LogAgePolicy, LogLengthPolicy, Never};
+pub use record::{EventRecord, NewEvent, RawEvent};
+pub use reduction::{CacheOutcome, Reduction};
+pub use state::LogState;
+pub use store::{check_idempotency_key, AppendRequest, Appended, EventStore, RawEventStream};
+pub use timestamp::Timestamp;
+
+/// Re-exported so implementors of the traits use the same version.
+pub use async_trait::async_trait;

@@ -1,0 +1,168 @@
+//! `LogManagerBuilder`: the cache, caching policy, timeouts and queue bounds of a `LogManager`.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{stats::Counters, writer::Writer, CacheLink, Inner, LogManager};
+use crate::{Aggregate, Always, CachingPolicy, EventStore, ReductionCache};
+
+/// Configures a [`LogManager`]. Every setting has a default; only the store is required.
+///
+/// ```
+/// # use eventlogs_core::*;
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(Default, Serialize, Deserialize)] struct Counter(u64);
+/// # impl Aggregate for Counter {
+/// #     type Event = u64; const NAME: &'static str = "counter"; const VERSION: u32 = 1;
+/// #     fn apply(&mut self, r: &EventRecord<u64>) { self.0 += r.event; }
+/// # }
+/// # fn demo(store: impl EventStore, cache: impl ReductionCache) {
+/// let logs = LogManager::<Counter>::builder(store)
+///     .cache(cache)
+///     .caching_policy(LogLengthPolicy::at_least(20))
+///     .cache_timeout(std::time::Duration::from_millis(25))
+///     .build();
+/// # }
+/// ```
+pub struct LogManagerBuilder<A: Aggregate> {
+    store: Arc<dyn EventStore>,
+    cache: Option<Arc<dyn ReductionCache>>,
+    policy: Box<dyn CachingPolicy<A>>,
+    cache_timeout: Duration,
+    max_entry_bytes: usize,
+    queue_capacity: usize,
+    write_concurrency: usize,
+    _aggregate: PhantomData<fn() -> A>,
+}
+
+/// Whether an aggregate name can sit in a cache key unambiguously.
+const fn valid_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    if bytes.is_empty() || bytes.len() > 128 {
+        return false;
+    }
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b':' || b == b'{' || b == b'}' || b.is_ascii_whitespace() || b.is_ascii_control() {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+struct NameCheck<A>(PhantomData<A>);
+
+impl<A: Aggregate> NameCheck<A> {
+    const OK: () = assert!(
+        valid_name(A::NAME),
+        "Aggregate::NAME must be 1 to 128 bytes without ':', '{{', '}}', whitespace or control characters"
+    );
+}
+
+impl<A: Aggregate> LogManagerBuilder<A> {
+    pub(super) fn new(store: Arc<dyn EventStore>) -> Self {
+        #[allow(clippy::let_unit_value)]
+        let () = NameCheck::<A>::OK;
+        Self {
+            store,
+            cache: None,
+            policy: Box::new(Always),
+            cache_timeout: Duration::from_millis(50),
+            max_entry_bytes: 1024 * 1024,
+            queue_capacity: 10_000,
+            write_concurrency: 8,
+            _aggregate: PhantomData,
+        }
+    }
+
+    /// Caches reductions in `cache` (default: no cache).
+    #[must_use]
+    pub fn cache(mut self, cache: impl ReductionCache) -> Self {
+        self.cache = Some(Arc::new(cache));
+        self
+    }
+
+    /// Which reductions to cache (default: [`Always`]).
+    #[must_use]
+    pub fn caching_policy(mut self, policy: impl CachingPolicy<A>) -> Self {
+        self.policy = Box::new(policy);
+        self
+    }
+
+    /// The deadline of each cache read and write (default 50 ms). A read that passes it is a
+    /// miss, so it bounds how much a slow cache can delay `reduce`.
+    #[must_use]
+    pub fn cache_timeout(mut self, timeout: Duration) -> Self {
+        self.cache_timeout = timeout;
+        self
+    }
+
+    /// The largest cache entry read or written, in bytes (default 1 MiB). Larger reductions are
+    /// not cached; larger stored entries are misses.
+    #[must_use]
+    pub fn max_cache_entry_bytes(mut self, bytes: usize) -> Self {
+        self.max_entry_bytes = bytes;
+        self
+    }
+
+    /// How many distinct logs may wait for a cache write (default 10,000). Writes for a log
+    /// already waiting are coalesced; past the bound they are dropped and counted.
+    #[must_use]
+    pub fn write_queue_capacity(mut self, capacity: usize) -> Self {
+        self.queue_capacity = capacity;
+        self
+    }
+
+    /// How many cache writes the background writer sends at once (default 8).
+    #[must_use]
+    pub fn write_concurrency(mut self, concurrency: usize) -> Self {
+        self.write_concurrency = concurrency;
+        self
+    }
+
+    /// Builds the manager. The background writer starts with the first cache write.
+    #[must_use]
+    pub fn build(self) -> LogManager<A> {
+        let cache = self.cache.map(|cache| {
+            let counters = Arc::new(Counters::default());
+            CacheLink {
+                writer: Writer::new(
+                    Arc::clone(&cache),
+                    Arc::clone(&counters),
+                    self.cache_timeout,
+                    self.queue_capacity,
+                    self.write_concurrency,
+                ),
+                cache,
+                counters,
+                timeout: self.cache_timeout,
+                max_entry_bytes: self.max_entry_bytes,
+            }
+        });
+        LogManager {
+            inner: Arc::new(Inner {
+                store: self.store,
+                cache,
+                policy: self.policy,
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_name;
+
+    #[test]
+    fn names_that_would_blur_a_cache_key_are_invalid() {
+        assert!(valid_name("account"));
+        assert!(valid_name("Account.v2-summary"));
+        for bad in ["", "a:b", "{a}", "a b", "a\nb"] {
+            assert!(!valid_name(bad), "{bad:?}");
+        }
+        assert!(!valid_name(&"x".repeat(129)));
+    }
+}

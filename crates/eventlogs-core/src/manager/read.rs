@@ -1,0 +1,47 @@
+//! `load` (one page) and `stream` (every event, bounded memory) of typed event records.
+
+use futures::stream::{BoxStream, StreamExt, TryStreamExt};
+use tracing::Instrument;
+
+use super::LogManager;
+use crate::{Aggregate, EventRecord, InvalidInput, LogId, Result};
+
+impl<A: Aggregate> LogManager<A> {
+    /// Reads at most `max_events` events from `from_index` on. An unknown log, or a start past
+    /// the end, gives an empty page; `max_events` over the store's page limit is
+    /// [`InvalidInput::PageTooLarge`].
+    pub async fn load(&self, log_id: &LogId, from_index: u32, max_events: u32) -> Result<Vec<EventRecord<A::Event>>> {
+        let span = tracing::info_span!("eventlogs.load", log_id = %log_id, from_index, max_events);
+        async {
+            let max = self.inner.store.limits().page_events();
+            if max_events > max {
+                return Err(InvalidInput::PageTooLarge {
+                    requested: max_events,
+                    max,
+                }
+                .into());
+            }
+            if max_events == 0 {
+                return Ok(Vec::new());
+            }
+            let raw = self.inner.store.load(log_id, from_index, max_events).await?;
+            let page = raw.iter().map(|r| r.decode(log_id)).collect::<Result<Vec<_>>>()?;
+            tracing::debug!(events = page.len(), "loaded");
+            Ok(page)
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Streams every event from `from_index` on, in order, holding a bounded number of events
+    /// in memory whatever the log's length. An unknown log gives an empty stream.
+    pub fn stream(&self, log_id: &LogId, from_index: u32) -> BoxStream<'static, Result<EventRecord<A::Event>>> {
+        let store = std::sync::Arc::clone(&self.inner.store);
+        let log_id = *log_id;
+        let span = tracing::info_span!("eventlogs.stream", log_id = %log_id, from_index);
+        futures::stream::once(async move { store.stream(&log_id, from_index).await }.instrument(span))
+            .try_flatten()
+            .map(move |raw| raw.and_then(|raw| raw.decode(&log_id)))
+            .boxed()
+    }
+}

@@ -1,0 +1,200 @@
+//! `reduce`: fold a log, starting from a cached reduction only once the store confirms it.
+
+use futures::StreamExt;
+use tracing::Instrument;
+
+use super::stats::bump;
+use super::writer::Job;
+use super::{CacheLink, LogManager};
+use crate::{
+    Aggregate, CacheEntry, CacheKey, CacheOutcome, Error, LogId, Reduction, Result, Timestamp,
+};
+
+/// What the fold starts from.
+struct Start<A> {
+    aggregate: A,
+    /// Index of the first event to read (the cached `through_index` when confirming).
+    from: u32,
+    /// The cached entry's last event, which the first row must match.
+    confirm: Option<(u32, u64, Timestamp)>,
+}
+
+impl<A: Aggregate> LogManager<A> {
+    /// Folds every event of the log into `A`, reading only events newer than a cached
+    /// reduction when the cache holds one the store confirms.
+    ///
+    /// The result always equals a fold of all events from index 0, whatever the cache holds or
+    /// however it fails; cache problems only cost time (at most the cache timeout) and are
+    /// counted in [`cache_stats`](Self::cache_stats). An empty log is [`Error::LogNotFound`].
+    pub async fn reduce(&self, log_id: &LogId) -> Result<Reduction<A>> {
+        let span = tracing::info_span!("eventlogs.reduce", log_id = %log_id, aggregate = A::NAME);
+        async {
+            let result = self.try_reduce(*log_id).await;
+            match &result {
+                Ok(r) => tracing::debug!(
+                    through_index = r.through_index,
+                    events_read = r.events_read,
+                    cache = ?r.cache,
+                    "reduced"
+                ),
+                Err(e) if e.is_retryable() => tracing::warn!(error = %e, "reduce failed with a retryable error"),
+                Err(e) => tracing::debug!(error = %e, kind = e.kind(), "reduce failed"),
+            }
+            result
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn try_reduce(&self, log_id: LogId) -> Result<Reduction<A>> {
+        let key = CacheKey::of::<A>(log_id);
+        let (cached, mut outcome) = match &self.inner.cache {
+            Some(link) => read_cache::<A>(link, &key).await,
+            None => (None, CacheOutcome::Disabled),
+        };
+        if let Some(entry) = cached {
+            let start = Start {
+                from: entry.through_index,
+                confirm: Some((entry.through_index, entry.fingerprint, entry.reduced_at)),
+                aggregate: entry.aggregate,
+            };
+            if let Some(reduction) = self.fold(log_id, start, CacheOutcome::Hit).await? {
+                if let Some(link) = &self.inner.cache {
+                    bump(&link.counters.hits);
+                }
+                self.write_back(&key, &reduction, false);
+                return Ok(reduction);
+            }
+            outcome = CacheOutcome::Stale;
+            if let Some(link) = &self.inner.cache {
+                bump(&link.counters.stale);
+                tracing::info!(key = %key, "cached reduction not confirmed by the store; folding from index 0");
+            }
+        }
+        let start = Start {
+            aggregate: A::default(),
+            from: 0,
+            confirm: None,
+        };
+        let reduction = self
+            .fold(log_id, start, outcome)
+            .await?
+            .ok_or(Error::LogNotFound { log_id })?;
+        let purge = matches!(outcome, CacheOutcome::Stale | CacheOutcome::Corrupt);
+        self.write_back(&key, &reduction, purge);
+        Ok(reduction)
+    }
+
+    /// Folds the stream from `start`. `None` when a cached start is not confirmed by its first
+    /// row, or when the log has no events.
+    async fn fold(&self, log_id: LogId, start: Start<A>, cache: CacheOutcome) -> Result<Option<Reduction<A>>> {
+        let mut stream = self.inner.store.stream(&log_id, start.from).await?;
+        let mut aggregate = start.aggregate;
+        let mut events_read = 0u64;
+        let mut last: Option<(u32, u64)> = None;
+        let mut reduced_at = Timestamp::now();
+        if let Some((index, fingerprint, cached_at)) = start.confirm {
+            match stream.next().await.transpose()? {
+                Some(raw) if raw.index == index && raw.fingerprint() == fingerprint => {
+                    events_read = 1;
+                    last = Some((index, fingerprint));
+                    reduced_at = cached_at;
+                }
+                _ => return Ok(None),
+            }
+        }
+        let mut expected = last.map_or(Some(0), |(i, _)| i.checked_add(1));
+        while let Some(raw) = stream.next().await.transpose()? {
+            if Some(raw.index) != expected {
+                return Err(Error::Corrupt {
+                    log_id,
+                    index: u64::from(raw.index),
+                    reason: format!("the store returned index {} where {expected:?} was due", raw.index),
+                });
+            }
+            let record = raw.decode(&log_id)?;
+            aggregate.apply(&record);
+            events_read += 1;
+            last = Some((raw.index, raw.fingerprint()));
+            expected = raw.index.checked_add(1);
+            reduced_at = Timestamp::now();
+        }
+        Ok(last.map(|(through_index, fingerprint)| Reduction {
+            log_id,
+            reduced_at,
+            through_index,
+            aggregate,
+            events_read,
+            cache,
+            fingerprint,
+        }))
+    }
+
+    /// Hands a reduction that folded new events (or replaces a bad entry) to the writer.
+    fn write_back(&self, key: &CacheKey, reduction: &Reduction<A>, purge: bool) {
+        let Some(link) = &self.inner.cache else { return };
+        let folded_new = reduction.cache != CacheOutcome::Hit || reduction.events_read > 1;
+        let entry = if folded_new && self.inner.policy.should_cache(reduction) {
+            encode(link, key, reduction)
+        } else {
+            None
+        };
+        if entry.is_some() || purge {
+            link.writer.submit(key.clone(), Job { purge, entry });
+        }
+    }
+}
+
+fn encode<A: Aggregate>(link: &CacheLink, key: &CacheKey, reduction: &Reduction<A>) -> Option<(u32, Vec<u8>)> {
+    let entry = CacheEntry {
+        through_index: reduction.through_index,
+        fingerprint: reduction.fingerprint,
+        reduced_at: reduction.reduced_at,
+        aggregate: &reduction.aggregate,
+    };
+    match entry.encode(key) {
+        Ok(bytes) if bytes.len() <= link.max_entry_bytes => Some((reduction.through_index, bytes)),
+        Ok(bytes) => {
+            bump(&link.counters.dropped_writes);
+            tracing::warn!(key = %key, size = bytes.len(), max = link.max_entry_bytes, "reduction over the cache entry limit; not cached");
+            None
+        }
+        Err(error) => {
+            bump(&link.counters.dropped_writes);
+            tracing::warn!(key = %key, %error, "reduction does not encode; not cached");
+            None
+        }
+    }
+}
+
+/// Reads and decodes the cached entry; every failure is a miss, counted and logged.
+async fn read_cache<A: Aggregate>(link: &CacheLink, key: &CacheKey) -> (Option<CacheEntry<A>>, CacheOutcome) {
+    let span = tracing::debug_span!("eventlogs.cache.get", key = %key);
+    let read = tokio::time::timeout(link.timeout, link.cache.get(key)).instrument(span).await;
+    let counters = &link.counters;
+    match read {
+        Ok(Ok(Some(bytes))) => match CacheEntry::<A>::decode(key, &bytes, link.max_entry_bytes) {
+            Ok(entry) => (Some(entry), CacheOutcome::Hit),
+            Err(error) => {
+                bump(&counters.corrupt);
+                tracing::warn!(key = %key, %error, "cache entry unusable; folding from index 0");
+                (None, CacheOutcome::Corrupt)
+            }
+        },
+        Ok(Ok(None)) => {
+            bump(&counters.misses);
+            tracing::debug!(key = %key, "cache miss");
+            (None, CacheOutcome::Miss)
+        }
+        Ok(Err(error)) => {
+            bump(&counters.errors);
+            tracing::warn!(key = %key, %error, "cache read failed; treated as a miss");
+            (None, CacheOutcome::Failed)
+        }
+        Err(_) => {
+            bump(&counters.timeouts);
+            tracing::warn!(key = %key, timeout = ?link.timeout, "cache read timed out; treated as a miss");
+            (None, CacheOutcome::Failed)
+        }
+    }
+}

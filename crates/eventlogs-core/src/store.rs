@@ -1,0 +1,342 @@
+//! The `EventStore` trait and the append request every store receives.
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+
+use crate::{
+    Error, InvalidInput, Limits, LogId, LogState, NewEvent, RawEvent, Result, Timestamp,
+};
+
+/// One atomic write: events for one log at an expected index, with an optional idempotency key.
+///
+/// Build it with [`AppendRequest::new`], which computes the request hash that tells a retry
+/// (same request) from a conflicting reuse of a key (different request).
+#[derive(Debug, Clone)]
+pub struct AppendRequest {
+    log_id: LogId,
+    expected_index: u64,
+    events: Vec<NewEvent>,
+    metadata: Option<NewEvent>,
+    idempotency_key: Option<String>,
+    request_hash: u64,
+}
+
+impl AppendRequest {
+    /// A write of `events` to the log of `state`, at `state.next_index()`.
+    ///
+    /// The request hash covers the events and metadata, and the log id unless the write
+    /// creates the log (`next_index() == 0`): a retried `create` that generated a fresh log
+    /// id is still recognised as the same request.
+    #[must_use]
+    pub fn new(
+        state: LogState,
+        events: Vec<NewEvent>,
+        metadata: Option<NewEvent>,
+        idempotency_key: Option<String>,
+    ) -> Self {
+        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+        if state.next_index() > 0 {
+            hasher.update(&state.log_id().to_u128().to_le_bytes());
+        }
+        hasher.update(&(events.len() as u64).to_le_bytes());
+        for event in &events {
+            hasher.update(&(event.json().len() as u64).to_le_bytes());
+            hasher.update(event.json().as_bytes());
+        }
+        if let Some(m) = &metadata {
+            hasher.update(m.json().as_bytes());
+        }
+        Self {
+            log_id: state.log_id(),
+            expected_index: state.next_index(),
+            events,
+            metadata,
+            idempotency_key,
+            request_hash: hasher.digest(),
+        }
+    }
+
+    /// The log written to.
+    #[must_use]
+    pub fn log_id(&self) -> LogId {
+        self.log_id
+    }
+
+    /// The index the first event must take; the log must have exactly this many events.
+    #[must_use]
+    pub fn expected_index(&self) -> u64 {
+        self.expected_index
+    }
+
+    /// The events, in order.
+    #[must_use]
+    pub fn events(&self) -> &[NewEvent] {
+        &self.events
+    }
+
+    /// Metadata stored with every event, as JSON.
+    #[must_use]
+    pub fn metadata(&self) -> Option<&str> {
+        self.metadata.as_ref().map(NewEvent::json)
+    }
+
+    /// The idempotency key, if any.
+    #[must_use]
+    pub fn idempotency_key(&self) -> Option<&str> {
+        self.idempotency_key.as_deref()
+    }
+
+    /// A stable 64-bit hash of what the request writes, stored with its idempotency key.
+    #[must_use]
+    pub fn request_hash(&self) -> u64 {
+        self.request_hash
+    }
+
+    /// Checks the request against `limits` and the index range; every store calls this before
+    /// it sends or writes anything.
+    pub fn validate(&self, limits: &Limits) -> Result<()> {
+        check_count(self.events.len(), limits)?;
+        let mut total = 0usize;
+        for (position, event) in self.events.iter().enumerate() {
+            let size = event.json().len();
+            check_event(position, event.json(), limits)?;
+            total = total.saturating_add(size);
+        }
+        if total > limits.batch_bytes() {
+            return Err(InvalidInput::BatchTooManyBytes {
+                size: total,
+                max: limits.batch_bytes(),
+            }
+            .into());
+        }
+        if let Some(m) = &self.metadata {
+            check_metadata(m.json(), limits)?;
+        }
+        if let Some(key) = &self.idempotency_key {
+            check_idempotency_key(key, limits)?;
+        }
+        let last = self.expected_index + self.events.len() as u64 - 1;
+        if last > u64::from(u32::MAX) {
+            return Err(Error::LogFull {
+                log_id: self.log_id,
+                next_index: self.expected_index,
+                count: self.events.len(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The index of the first event, once [`validate`](Self::validate) has passed.
+    #[must_use]
+    pub fn first_index(&self) -> u32 {
+        u32::try_from(self.expected_index).unwrap_or(u32::MAX)
+    }
+}
+
+/// Refuses an empty or oversized batch.
+pub(crate) fn check_count(count: usize, limits: &Limits) -> Result<()> {
+    if count == 0 {
+        return Err(InvalidInput::EmptyBatch.into());
+    }
+    if count > limits.batch_events() {
+        return Err(InvalidInput::BatchTooLarge {
+            count,
+            max: limits.batch_events(),
+        }
+        .into());
+    }
+    Ok(())
+}
+
+/// Refuses an oversized event, or one holding a NUL character (no database stores it in JSON).
+pub(crate) fn check_event(position: usize, json: &str, limits: &Limits) -> Result<()> {
+    if json.len() > limits.event_bytes() {
+        return Err(InvalidInput::EventTooLarge {
+            position,
+            size: json.len(),
+            max: limits.event_bytes(),
+        }
+        .into());
+    }
+    check_no_nul(json)
+}
+
+/// Refuses oversized metadata, or metadata holding a NUL character.
+pub(crate) fn check_metadata(json: &str, limits: &Limits) -> Result<()> {
+    if json.len() > limits.metadata_bytes() {
+        return Err(InvalidInput::MetadataTooLarge {
+            size: json.len(),
+            max: limits.metadata_bytes(),
+        }
+        .into());
+    }
+    check_no_nul(json)
+}
+
+/// Refuses an empty or overlong key, or one with a NUL character.
+pub fn check_idempotency_key(key: &str, limits: &Limits) -> Result<()> {
+    let reason = if key.is_empty() {
+        "must not be empty"
+    } else if key.len() > limits.idempotency_key_bytes() {
+        "is longer than the limit"
+    } else if key.contains('\0') {
+        "must not contain NUL"
+    } else {
+        return Ok(());
+    };
+    Err(InvalidInput::IdempotencyKey { reason }.into())
+}
+
+/// JSON text holds a NUL character only as the escape `\u0000` behind an even run of backslashes.
+fn check_no_nul(json: &str) -> Result<()> {
+    let bytes = json.as_bytes();
+    let mut search = 0;
+    while let Some(found) = json[search..].find("u0000") {
+        let at = search + found;
+        let backslashes = bytes[..at].iter().rev().take_while(|b| **b == b'\\').count();
+        if backslashes % 2 == 1 {
+            return Err(InvalidInput::Serialize(
+                "the JSON holds a NUL character (\\u0000), which cannot be stored".into(),
+            )
+            .into());
+        }
+        search = at + 5;
+    }
+    Ok(())
+}
+
+/// What a successful append wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    /// The log written to.
+    pub log_id: LogId,
+    /// The index of the first event written.
+    pub first_index: u32,
+    /// How many events were written.
+    pub count: u32,
+    /// The commit time (store clock).
+    pub recorded_at: Timestamp,
+}
+
+impl Appended {
+    /// The log's state after this write.
+    #[must_use]
+    pub fn state(&self) -> LogState {
+        LogState::new(self.log_id, u64::from(self.first_index) + u64::from(self.count))
+    }
+}
+
+/// A stream of stored events in index order.
+pub type RawEventStream = BoxStream<'static, Result<RawEvent>>;
+
+/// Durable storage of logs. Implementations enforce the invariants themselves, so a store
+/// called directly is as safe as one called through [`LogManager`](crate::LogManager):
+///
+/// 1. **Dense logs**: an append writes at `expected_index` only when the log has exactly that
+///    many events: [`Error::ConcurrentAppend`] when the index is taken, [`Error::IndexGap`]
+///    when it is past the end of an existing log, [`Error::LogNotFound`] when the log does not
+///    exist and the index is not 0.
+/// 2. **One winner**: of racing appends at one index exactly one succeeds.
+/// 3. **Idempotency**: a key is stored atomically with its events; a request with a used key
+///    returns [`Error::IdempotentReplay`] (same request hash) or
+///    [`Error::IdempotencyConflict`] (different hash) and writes nothing. The key is checked
+///    before the index, so a retry whose state went stale is still a replay.
+///
+/// The conformance suite in `eventlogs-testkit` checks all of this for every backend.
+#[async_trait]
+pub trait EventStore: Send + Sync + fmt::Debug + 'static {
+    /// Writes the request's events atomically, or nothing. Calls
+    /// [`AppendRequest::validate`] with [`limits`](Self::limits) first.
+    async fn append(&self, request: &AppendRequest) -> Result<Appended>;
+
+    /// Reads at most `max_events` events from `from_index` on, in index order. An unknown log
+    /// or a start past the end gives an empty page.
+    async fn load(&self, log_id: &LogId, from_index: u32, max_events: u32) -> Result<Vec<RawEvent>>;
+
+    /// Streams every event from `from_index` on, in index order, holding a bounded number of
+    /// events in memory whatever the log's length.
+    async fn stream(&self, log_id: &LogId, from_index: u32) -> Result<RawEventStream>;
+
+    /// The limits this store enforces.
+    fn limits(&self) -> &Limits;
+}
+
+#[async_trait]
+impl<T: EventStore + ?Sized> EventStore for Arc<T> {
+    async fn append(&self, request: &AppendRequest) -> Result<Appended> {
+        (**self).append(request).await
+    }
+
+    async fn load(&self, log_id: &LogId, from_index: u32, max_events: u32) -> Result<Vec<RawEvent>> {
+        (**self).load(log_id, from_index, max_events).await
+    }
+
+    async fn stream(&self, log_id: &LogId, from_index: u32) -> Result<RawEventStream> {
+        (**self).stream(log_id, from_index).await
+    }
+
+    fn limits(&self) -> &Limits {
+        (**self).limits()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nul_escapes_are_found_only_when_they_are_escapes() {
+        assert!(check_no_nul(r#""a\u0000b""#).is_err());
+        assert!(check_no_nul(r#""a\\\u0000b""#).is_err());
+        assert!(check_no_nul(r#""a\\u0000b""#).is_ok());
+        assert!(check_no_nul(r#""u0000""#).is_ok());
+        assert!(check_no_nul(r#"{"k":"\u0001"}"#).is_ok());
+    }
+
+    #[test]
+    fn request_hash_ignores_the_log_id_only_on_create() {
+        let ev = vec![NewEvent::from_json("{\"a\":1}").unwrap()];
+        let (a, b) = (LogId::new(), LogId::new());
+        let h = |state| AppendRequest::new(state, ev.clone(), None, None).request_hash();
+        assert_eq!(h(LogState::empty(a)), h(LogState::empty(b)));
+        assert_ne!(h(LogState::new(a, 1)), h(LogState::new(b, 1)));
+        assert_eq!(h(LogState::new(a, 1)), h(LogState::new(a, 7)));
+        let with_meta = AppendRequest::new(
+            LogState::empty(a),
+            ev.clone(),
+            Some(NewEvent::from_json("{}").unwrap()),
+            None,
+        );
+        assert_ne!(with_meta.request_hash(), h(LogState::empty(a)));
+    }
+
+    #[test]
+    fn validate_checks_every_limit_and_the_last_index() {
+        let limits = Limits::default()
+            .max_event_bytes(10)
+            .max_batch_events(2)
+            .max_idempotency_key_bytes(3);
+        let id = LogId::new();
+        let small = NewEvent::from_json("1").unwrap();
+        let req = |events: Vec<NewEvent>, key: Option<&str>, at: u64| {
+            AppendRequest::new(LogState::new(id, at), events, None, key.map(String::from))
+                .validate(&limits)
+        };
+        assert!(req(vec![small.clone()], Some("abc"), 0).is_ok());
+        let kind = |r: Result<()>| r.unwrap_err().kind();
+        assert_eq!(kind(req(vec![], None, 0)), "invalid_input");
+        assert_eq!(kind(req(vec![small.clone(); 3], None, 0)), "invalid_input");
+        assert_eq!(
+            kind(req(vec![NewEvent::from_json("\"0123456789\"").unwrap()], None, 0)),
+            "invalid_input"
+        );
+        assert_eq!(kind(req(vec![small.clone()], Some("abcd"), 0)), "invalid_input");
+        assert_eq!(kind(req(vec![small.clone()], Some(""), 0)), "invalid_input");
+        assert!(req(vec![small.clone()], None, u64::from(u32::MAX)).is_ok());
+        assert_eq!(kind(req(vec![small.clone(); 2], None, u64::from(u32::MAX))), "log_full");
+        assert_eq!(kind(req(vec![small], None, u64::from(u32::MAX) + 1)), "log_full");
+    }
+}

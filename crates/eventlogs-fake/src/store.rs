@@ -1,0 +1,198 @@
+//! `FakeEventStore`: an in-memory event store enforcing the same invariants as a database.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use eventlogs_core::{
+    AppendRequest, Appended, Error, EventStore, Limits, LogId, RawEvent, RawEventStream, Result, Timestamp,
+};
+use futures::StreamExt;
+
+/// How many events a stream copies out per lock, bounding its memory.
+const STREAM_CHUNK: usize = 256;
+
+/// An in-memory [`EventStore`]: dense logs, one winner per index, idempotency keys stored
+/// atomically with their events and checked against the request hash. Thread-safe; every
+/// append takes one short lock.
+///
+/// ```
+/// # async fn demo() -> eventlogs_core::Result<()> {
+/// use eventlogs_core::{AppendRequest, EventStore, LogId, LogState, NewEvent};
+/// use eventlogs_fake::FakeEventStore;
+///
+/// let store = FakeEventStore::new();
+/// let log = LogId::new();
+/// let request = AppendRequest::new(LogState::empty(log), vec![NewEvent::new(&1)?], None, None);
+/// let written = store.append(&request).await?;
+/// assert_eq!(written.state().next_index(), 1);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Default)]
+pub struct FakeEventStore {
+    state: Arc<Mutex<State>>,
+    limits: Limits,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    logs: HashMap<LogId, Vec<RawEvent>>,
+    keys: HashMap<String, KeyRecord>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct KeyRecord {
+    log_id: LogId,
+    first_index: u32,
+    count: u32,
+    request_hash: u64,
+}
+
+impl FakeEventStore {
+    /// An empty store with default [`Limits`].
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An empty store enforcing `limits`.
+    #[must_use]
+    pub fn with_limits(limits: Limits) -> Self {
+        Self {
+            state: Arc::default(),
+            limits,
+        }
+    }
+
+    /// Number of events in `log_id` (0 for an unknown log).
+    #[must_use]
+    pub fn len(&self, log_id: &LogId) -> usize {
+        self.lock().logs.get(log_id).map_or(0, Vec::len)
+    }
+
+    /// Number of logs with at least one event.
+    #[must_use]
+    pub fn log_count(&self) -> usize {
+        self.lock().logs.len()
+    }
+
+    /// Number of idempotency keys stored.
+    #[must_use]
+    pub fn key_count(&self) -> usize {
+        self.lock().keys.len()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        lock(&self.state)
+    }
+}
+
+#[async_trait]
+impl EventStore for FakeEventStore {
+    async fn append(&self, request: &AppendRequest) -> Result<Appended> {
+        request.validate(&self.limits)?;
+        let log_id = request.log_id();
+        let count = u32::try_from(request.events().len()).unwrap_or(u32::MAX);
+        let mut state = self.lock();
+        if let Some(key) = request.idempotency_key() {
+            if let Some(used) = state.keys.get(key) {
+                return Err(if used.request_hash == request.request_hash() {
+                    Error::IdempotentReplay {
+                        key: key.to_owned(),
+                        log_id: used.log_id,
+                        first_index: used.first_index,
+                        count: used.count,
+                    }
+                } else {
+                    Error::IdempotencyConflict { key: key.to_owned() }
+                });
+            }
+        }
+        let len = state.logs.get(&log_id).map_or(0, Vec::len) as u64;
+        let expected = request.expected_index();
+        if expected < len {
+            return Err(Error::ConcurrentAppend { log_id, index: expected });
+        }
+        if expected > len {
+            return Err(if len == 0 {
+                Error::LogNotFound { log_id }
+            } else {
+                Error::IndexGap { log_id, index: expected }
+            });
+        }
+        let first_index = request.first_index();
+        let recorded_at = Timestamp::now();
+        let key = request.idempotency_key().map(str::to_owned);
+        let metadata = request.metadata().map(str::to_owned);
+        let events = request.events().iter().enumerate().map(|(offset, event)| RawEvent {
+            index: first_index + offset as u32,
+            recorded_at,
+            idempotency_key: key.clone(),
+            metadata: metadata.clone(),
+            payload: event.json().to_owned(),
+        });
+        state.logs.entry(log_id).or_default().extend(events);
+        if let Some(key) = key {
+            let record = KeyRecord {
+                log_id,
+                first_index,
+                count,
+                request_hash: request.request_hash(),
+            };
+            state.keys.insert(key, record);
+        }
+        Ok(Appended {
+            log_id,
+            first_index,
+            count,
+            recorded_at,
+        })
+    }
+
+    async fn load(&self, log_id: &LogId, from_index: u32, max_events: u32) -> Result<Vec<RawEvent>> {
+        let state = self.lock();
+        let Some(events) = state.logs.get(log_id) else {
+            return Ok(Vec::new());
+        };
+        let from = (from_index as usize).min(events.len());
+        let to = from.saturating_add(max_events as usize).min(events.len());
+        Ok(events[from..to].to_vec())
+    }
+
+    async fn stream(&self, log_id: &LogId, from_index: u32) -> Result<RawEventStream> {
+        // The stream copies one chunk per lock, so it holds at most one chunk in memory.
+        let log_id = *log_id;
+        let chunks = futures::stream::unfold(
+            (Arc::clone(&self.state), from_index as usize),
+            move |(state, from)| async move {
+                let chunk = chunk(&state, &log_id, from);
+                if chunk.is_empty() {
+                    return None;
+                }
+                let next = from + chunk.len();
+                Some((futures::stream::iter(chunk.into_iter().map(Ok)), (state, next)))
+            },
+        );
+        Ok(chunks.flatten().boxed())
+    }
+
+    fn limits(&self) -> &Limits {
+        &self.limits
+    }
+}
+
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    // Every update is applied after all checks pass, so a poisoned lock still guards
+    // consistent data.
+    state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Copies at most one chunk of events out of the store.
+fn chunk(state: &Mutex<State>, log_id: &LogId, from: usize) -> Vec<RawEvent> {
+    let state = lock(state);
+    let Some(events) = state.logs.get(log_id) else {
+        return Vec::new();
+    };
+    let from = from.min(events.len());
+    events[from..(from + STREAM_CHUNK).min(events.len())].to_vec()
+}
