@@ -1,1 +1,104 @@
-//! x
+//! Conformance suites every eventlogs backend runs, and the aggregates they fold.
+//!
+//! Each behaviour is a plain `pub async fn` taking the backend under test; the macros
+//! [`event_store_suite!`], [`reduction_cache_suite!`] and [`log_manager_suite!`] expand them
+//! into one named `#[tokio::test]` each, so a backend runs a whole suite with one line:
+//!
+//! ```ignore
+//! eventlogs_testkit::event_store_suite!(my_store());
+//! ```
+//!
+//! The argument is a future of `Option<Arc<dyn EventStore>>` (or cache, or both): `None`
+//! skips the test, which is how server-backed suites skip without a server. Tests isolate
+//! by fresh log ids and keys, so they run in parallel against one shared server.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+pub mod aggregates;
+pub mod cache_suite;
+pub mod manager_suite;
+pub mod model;
+pub mod store_suite;
+mod support;
+
+pub use support::{assert_dense, fold_from_store, unique_key};
+
+/// Expands the `EventStore` conformance suite into one `#[tokio::test]` per behaviour.
+#[macro_export]
+macro_rules! event_store_suite {
+    ($factory:expr) => {
+        $crate::__tests!($factory, store_suite;
+            append_and_load_round_trip,
+            stream_reads_from_index_in_order,
+            load_pages_through_a_log,
+            stale_index_is_a_concurrent_append,
+            index_past_the_end_is_refused,
+            racing_appends_have_one_winner,
+            batch_is_atomic,
+            create_replays_with_a_fresh_log_id,
+            append_replays_after_the_state_moved,
+            reused_key_with_another_request_conflicts,
+            racing_creates_with_one_key_write_once,
+            refused_write_does_not_consume_its_key,
+            limits_are_enforced_before_writing,
+            last_index_is_u32_max,
+            keys_and_metadata_round_trip,
+        );
+    };
+}
+
+/// Expands the `ReductionCache` conformance suite into one `#[tokio::test]` per behaviour.
+#[macro_export]
+macro_rules! reduction_cache_suite {
+    ($factory:expr) => {
+        $crate::__tests!($factory, cache_suite;
+            get_of_a_missing_key_is_none,
+            put_then_get_returns_the_bytes,
+            put_only_replaces_a_lower_through_index,
+            put_replaces_an_unreadable_entry,
+            delete_removes_the_entry,
+            keys_are_isolated,
+            racing_puts_keep_the_maximum,
+        );
+    };
+}
+
+/// Expands the `LogManager` behaviour suite (a store and a cache together) into one
+/// `#[tokio::test]` per behaviour. The factory yields `Option<(Arc<dyn EventStore>, Arc<dyn ReductionCache>)>`.
+#[macro_export]
+macro_rules! log_manager_suite {
+    ($factory:expr) => {
+        $crate::__tests!($factory, manager_suite;
+            reduce_of_an_empty_log_is_not_found,
+            reduce_folds_every_event,
+            reduce_reads_only_newer_events_after_a_cached_one,
+            cached_reduction_without_new_events_keeps_its_index,
+            entry_ahead_of_the_log_is_refolded,
+            entry_with_a_rewritten_last_event_is_refolded,
+            entries_of_other_versions_and_aggregates_are_never_used,
+            damaged_entries_are_refolded_and_replaced,
+            caching_policy_decides_what_is_written,
+            racing_appenders_have_one_winner,
+            idempotent_retries_write_once,
+            batches_are_atomic,
+            state_of_another_log_is_refused,
+            log_full_at_the_u32_edge,
+            reduce_and_retry_writers_lose_nothing,
+            load_pages_and_stream_agree,
+            model_based_operation_sequences,
+        );
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __tests {
+    ($factory:expr, $suite:ident; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() {
+                let Some(subject) = $factory.await else { return };
+                $crate::$suite::$name(subject).await;
+            }
+        )*
+    };
+}

@@ -1,0 +1,33 @@
+//! The in-memory backends run every conformance suite, exactly as the server backends do.
+
+use std::sync::Arc;
+
+use eventlogs_core::{EventStore, ReductionCache};
+use eventlogs_fake::{FakeEventStore, FakeReductionCache};
+
+async fn store() -> Option<Arc<dyn EventStore>> {
+    Some(Arc::new(FakeEventStore::new()))
+}
+
+async fn cache() -> Option<Arc<dyn ReductionCache>> {
+    Some(Arc::new(FakeReductionCache::new()))
+}
+
+async fn pair() -> Option<(Arc<dyn EventStore>, Arc<dyn ReductionCache>)> {
+    Some((store().await?, cache().await?))
+}
+
+mod store {
+    use super::*;
+    eventlogs_testkit::event_store_suite!(store());
+}
+
+mod cache {
+    use super::*;
+    eventlogs_testkit::reduction_cache_suite!(cache());
+}
+
+mod manager {
+    use super::*;
+    eventlogs_testkit::log_manager_suite!(pair());
+}

@@ -1,0 +1,144 @@
+//! Model-based test: random sequences of creates, appends, batches, retries, reduces, loads and
+//! cache poisoning, checked step by step against a plain in-memory model.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use eventlogs_core::{AppendOptions, CacheKey, Error, LogId, LogManager, LogState};
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+
+use crate::aggregates::{Entry, Tally};
+use crate::manager_suite::Pair;
+
+/// One step of a sequence. Logs and keys are small slots so steps collide often.
+#[derive(Debug, Clone)]
+pub enum Op {
+    /// `append_batch` (or `create` at index 0) with an optional key; `stale` uses an old state.
+    Write { slot: usize, amounts: Vec<i64>, key: Option<usize>, stale: bool },
+    /// `reduce`, compared with the model.
+    Reduce { slot: usize },
+    /// `load`, compared with the model.
+    Load { slot: usize, from: u32, max: u32 },
+    /// Waits for cache writes.
+    Flush,
+    /// Overwrites the slot's cache entry with damaged bytes of one of four kinds.
+    Poison { slot: usize, kind: u8 },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (0..3usize, prop::collection::vec(-50..50i64, 1..4), prop::option::of(0..3usize), any::<bool>())
+            .prop_map(|(slot, amounts, key, stale)| Op::Write { slot, amounts, key, stale }),
+        3 => (0..3usize).prop_map(|slot| Op::Reduce { slot }),
+        1 => (0..3usize, 0..8u32, 0..6u32).prop_map(|(slot, from, max)| Op::Load { slot, from, max }),
+        1 => Just(Op::Flush),
+        1 => (0..3usize, 0..4u8).prop_map(|(slot, kind)| Op::Poison { slot, kind }),
+    ]
+}
+
+/// What a key was first used for: (create?, slot unless create, amounts) identifies the request.
+#[derive(Debug, Clone, PartialEq)]
+struct Used {
+    request: (bool, Option<usize>, Vec<i64>),
+    slot: usize,
+    first: u32,
+}
+
+/// Runs 48 random sequences of up to 40 steps (shrinking a failure to a minimal sequence).
+pub async fn check(pair: Pair) {
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::block_in_place(move || {
+        let mut runner = TestRunner::new(Config { cases: 48, failure_persistence: None, ..Config::default() });
+        runner
+            .run(&prop::collection::vec(op(), 1..40), |ops| {
+                handle.block_on(run(&pair, ops)).map_err(TestCaseError::fail)
+            })
+            .unwrap();
+    });
+}
+
+async fn run(pair: &Pair, ops: Vec<Op>) -> Result<(), String> {
+    let logs: LogManager<Tally> = LogManager::builder(Arc::clone(&pair.0)).cache(Arc::clone(&pair.1)).build();
+    let ids: Vec<LogId> = (0..3).map(|_| LogId::new()).collect();
+    let keys: Vec<String> = (0..3).map(|i| crate::unique_key(&format!("model-{i}"))).collect();
+    let mut model: HashMap<usize, Vec<i64>> = HashMap::new();
+    let mut used: HashMap<usize, Used> = HashMap::new();
+    for (step, op) in ops.into_iter().enumerate() {
+        let fail = |what: String| Err(format!("step {step} ({op:?}): {what}"));
+        match &op {
+            Op::Write { slot, amounts, key, stale } => {
+                let log = ids[*slot];
+                let len = model.get(slot).map_or(0, Vec::len) as u64;
+                let at = if *stale && len > 0 { len - 1 } else { len };
+                let request = (at == 0, (at > 0).then_some(*slot), amounts.clone());
+                let mut opts = AppendOptions::default();
+                if let Some(k) = key {
+                    opts = opts.idempotency_key(keys[*k].clone());
+                }
+                let events: Vec<Entry> = amounts.iter().map(|a| Entry::of(*a)).collect();
+                let got = logs.append_batch(&log, &LogState::new(log, at), &events, &opts).await;
+                let prior = key.and_then(|k| used.get(&k).cloned());
+                match (prior, got) {
+                    (Some(u), Err(Error::IdempotentReplay { log_id, first_index, count, .. })) if u.request == request => {
+                        if (log_id, first_index, count as usize) != (ids[u.slot], u.first, u.request.2.len()) {
+                            return fail(format!("replay names {log_id} {first_index} {count}, model {u:?}"));
+                        }
+                    }
+                    (Some(u), Err(Error::IdempotencyConflict { .. })) if u.request != request => {}
+                    (Some(u), got) => return fail(format!("key used by {u:?}, got {got:?}")),
+                    (None, Err(Error::ConcurrentAppend { index, .. })) if at < len && index == at => {}
+                    (None, Ok(state)) if at == len => {
+                        model.entry(*slot).or_default().extend(amounts);
+                        if state.next_index() != len + amounts.len() as u64 {
+                            return fail(format!("next index {}", state.next_index()));
+                        }
+                        if let Some(k) = key {
+                            used.insert(*k, Used { request, slot: *slot, first: len as u32 });
+                        }
+                    }
+                    (None, got) => return fail(format!("model length {len}, got {got:?}")),
+                }
+            }
+            Op::Reduce { slot } => {
+                let got = logs.reduce(&ids[*slot]).await;
+                match (model.get(slot), got) {
+                    (None, Err(Error::LogNotFound { .. })) => {}
+                    (Some(events), Ok(r)) => {
+                        let sum: i64 = events.iter().sum();
+                        let expected = (events.len() as u64, sum, 0, u64::from(r.through_index) + 1);
+                        let actual = (r.aggregate.count, r.aggregate.sum, r.aggregate.out_of_order, events.len() as u64);
+                        if expected != actual {
+                            return fail(format!("reduce {actual:?} != model {expected:?} ({:?})", r.cache));
+                        }
+                    }
+                    (m, got) => return fail(format!("model {m:?}, got {got:?}")),
+                }
+            }
+            Op::Load { slot, from, max } => {
+                let got = logs.load(&ids[*slot], *from, *max).await.map_err(|e| e.to_string())?;
+                let events = model.get(slot).cloned().unwrap_or_default();
+                let from = (*from as usize).min(events.len());
+                let want = &events[from..(from + *max as usize).min(events.len())];
+                let amounts: Vec<i64> = got.iter().map(|r| r.event.amount).collect();
+                if amounts != want {
+                    return fail(format!("load {amounts:?} != model {want:?}"));
+                }
+            }
+            Op::Flush => logs.flush().await,
+            Op::Poison { slot, kind } => {
+                let key = CacheKey::of::<Tally>(ids[*slot]);
+                let current = pair.1.get(&key).await.map_err(|e| e.to_string())?.unwrap_or_default();
+                let bytes = match kind {
+                    0 => b"garbage".to_vec(),
+                    1 => current[..current.len() / 2].to_vec(),
+                    2 => current.iter().enumerate().map(|(i, b)| if i == current.len() / 3 { b ^ 4 } else { *b }).collect(),
+                    _ => Vec::new(),
+                };
+                pair.1.delete(&key).await.map_err(|e| e.to_string())?;
+                pair.1.put(&key, 0, &bytes).await.map_err(|e| e.to_string())?;
+            }
+        }
+    }
+    Ok(())
+}
