@@ -99,7 +99,8 @@ impl<A: Serialize> CacheEntry<A> {
         out.extend_from_slice(&identity(key).to_be_bytes());
         out.extend_from_slice(&self.reduced_at.as_unix_micros().to_be_bytes());
         out.extend_from_slice(&[0; 12]);
-        let mut out = postcard::to_extend(&self.aggregate, out).map_err(|e| EntryError::Body(e.to_string()))?;
+        let mut out = postcard::to_extend(&self.aggregate, out)
+            .map_err(|e| EntryError::Body(e.to_string()))?;
         let body_len = out.len() - HEADER_LEN;
         let body_len = u32::try_from(body_len).map_err(|_| EntryError::TooLarge(out.len()))?;
         out[32..36].copy_from_slice(&body_len.to_be_bytes());
@@ -143,7 +144,8 @@ impl<A: DeserializeOwned> CacheEntry<A> {
         if be_u64(bytes, 16) != identity(key) {
             return Err(EntryError::Foreign);
         }
-        let aggregate = postcard::from_bytes(&bytes[HEADER_LEN..]).map_err(|e| EntryError::Body(e.to_string()))?;
+        let aggregate = postcard::from_bytes(&bytes[HEADER_LEN..])
+            .map_err(|e| EntryError::Body(e.to_string()))?;
         Ok(Self {
             through_index: be_u32(bytes, THROUGH_INDEX_OFFSET),
             fingerprint: be_u64(bytes, 8),
@@ -181,7 +183,10 @@ mod tests {
         let key = CacheKey::new("agg", 1, LogId::new());
         let bytes = entry().encode(&key).unwrap();
         let decode = |b: &[u8]| CacheEntry::<Vec<u32>>::decode(&key, b, 1024).unwrap_err();
-        assert_eq!(CacheEntry::<Vec<u32>>::decode(&key, &bytes, 10).unwrap_err(), EntryError::TooLarge(bytes.len()));
+        assert_eq!(
+            CacheEntry::<Vec<u32>>::decode(&key, &bytes, 10).unwrap_err(),
+            EntryError::TooLarge(bytes.len())
+        );
         assert_eq!(decode(&bytes[..bytes.len() - 1]), EntryError::Truncated);
         assert_eq!(decode(&bytes[..20]), EntryError::Truncated);
         assert_eq!(decode(b"garbage bytes"), EntryError::UnknownFormat);
@@ -192,14 +197,30 @@ mod tests {
         huge[32..36].copy_from_slice(&u32::MAX.to_be_bytes());
         assert_eq!(decode(&huge), EntryError::Truncated);
         let other = CacheKey::new("agg", 2, key.log_id());
-        assert_eq!(CacheEntry::<Vec<u32>>::decode(&other, &bytes, 1024).unwrap_err(), EntryError::Foreign);
+        assert_eq!(
+            CacheEntry::<Vec<u32>>::decode(&other, &bytes, 1024).unwrap_err(),
+            EntryError::Foreign
+        );
         // A body that decodes as another type: a string where a Vec<u32> was written.
-        let text = CacheEntry { aggregate: "x".repeat(300), ..entry_with_unit() }.encode(&key).unwrap();
-        assert!(matches!(CacheEntry::<Vec<u64>>::decode(&key, &text, 1024), Err(EntryError::Body(_)) | Ok(_)));
+        let text = CacheEntry {
+            aggregate: "x".repeat(300),
+            ..entry_with_unit()
+        }
+        .encode(&key)
+        .unwrap();
+        assert!(matches!(
+            CacheEntry::<Vec<u64>>::decode(&key, &text, 1024),
+            Err(EntryError::Body(_)) | Ok(_)
+        ));
     }
 
     fn entry_with_unit() -> CacheEntry<String> {
-        CacheEntry { through_index: 1, fingerprint: 2, reduced_at: Timestamp::UNIX_EPOCH, aggregate: String::new() }
+        CacheEntry {
+            through_index: 1,
+            fingerprint: 2,
+            reduced_at: Timestamp::UNIX_EPOCH,
+            aggregate: String::new(),
+        }
     }
 
     proptest! {

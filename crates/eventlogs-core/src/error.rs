@@ -29,7 +29,9 @@ pub enum Error {
 
     /// The idempotency key was already used by the same request, which committed. Nothing was
     /// written by this call; the fields name what the original call wrote.
-    #[error("idempotent replay of key {key:?}: {count} event(s) in {log_id} from index {first_index}")]
+    #[error(
+        "idempotent replay of key {key:?}: {count} event(s) in {log_id} from index {first_index}"
+    )]
     IdempotentReplay {
         /// The idempotency key.
         key: String,
@@ -56,7 +58,10 @@ pub enum Error {
     },
 
     /// The events would pass the last index a log can hold (`u32::MAX`). Nothing was written.
-    #[error("log {log_id} is full: {count} event(s) at index {next_index} would pass index {}", u32::MAX)]
+    #[error(
+        "log {log_id} is full: {count} event(s) at index {next_index} would pass index {}",
+        u32::MAX
+    )]
     LogFull {
         /// The log appended to.
         log_id: LogId,

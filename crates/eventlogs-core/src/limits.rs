@@ -55,10 +55,40 @@ macro_rules! limit {
 }
 
 impl Limits {
-    limit!(max_event_bytes, event_bytes, usize, "size of one event's JSON, in bytes");
-    limit!(max_metadata_bytes, metadata_bytes, usize, "size of a request's metadata JSON, in bytes");
-    limit!(max_batch_events, batch_events, usize, "number of events in one append");
-    limit!(max_batch_bytes, batch_bytes, usize, "total JSON size of one append's events, in bytes");
-    limit!(max_page_events, page_events, u32, "number of events one `load` returns");
-    limit!(max_idempotency_key_bytes, idempotency_key_bytes, usize, "length of an idempotency key, in bytes");
+    limit!(
+        max_event_bytes,
+        event_bytes,
+        usize,
+        "size of one event's JSON, in bytes"
+    );
+    limit!(
+        max_metadata_bytes,
+        metadata_bytes,
+        usize,
+        "size of a request's metadata JSON, in bytes"
+    );
+    limit!(
+        max_batch_events,
+        batch_events,
+        usize,
+        "number of events in one append"
+    );
+    limit!(
+        max_batch_bytes,
+        batch_bytes,
+        usize,
+        "total JSON size of one append's events, in bytes"
+    );
+    limit!(
+        max_page_events,
+        page_events,
+        u32,
+        "number of events one `load` returns"
+    );
+    limit!(
+        max_idempotency_key_bytes,
+        idempotency_key_bytes,
+        usize,
+        "length of an idempotency key, in bytes"
+    );
 }

@@ -64,7 +64,9 @@ impl LogId {
     /// When the id was generated (the ULID's millisecond timestamp).
     #[must_use]
     pub fn created_at(&self) -> Timestamp {
-        Timestamp::from_unix_micros(i64::try_from(self.0.timestamp_ms()).unwrap_or(i64::MAX / 1000) * 1000)
+        Timestamp::from_unix_micros(
+            i64::try_from(self.0.timestamp_ms()).unwrap_or(i64::MAX / 1000) * 1000,
+        )
     }
 }
 
@@ -111,6 +113,15 @@ impl FromStr for LogId {
         let Some(ulid) = s.strip_prefix(LOG_ID_PREFIX) else {
             return Err(ParseLogIdError::MissingPrefix);
         };
+        // Only the canonical alphabet, so one id has exactly one spelling (up to case).
+        let canonical = ulid.bytes().all(|b| {
+            let b = b.to_ascii_uppercase();
+            b.is_ascii_digit()
+                || (b.is_ascii_uppercase() && !matches!(b, b'I' | b'L' | b'O' | b'U'))
+        });
+        if !canonical || ulid.as_bytes()[0] > b'7' {
+            return Err(ParseLogIdError::InvalidUlid);
+        }
         Ulid::from_string(ulid)
             .map(Self)
             .map_err(|_| ParseLogIdError::InvalidUlid)
@@ -157,7 +168,7 @@ mod tests {
         assert_eq!(s.len(), LOG_ID_LEN);
         assert!(s.starts_with("log_"));
         assert_eq!(s.parse::<LogId>().unwrap(), id);
-        assert_eq!(s.to_lowercase().replacen("log_", "log_", 1).parse::<LogId>().unwrap(), id);
+        assert_eq!(s.to_lowercase().parse::<LogId>().unwrap(), id);
         let json = serde_json::to_string(&id).unwrap();
         assert_eq!(json, format!("\"{s}\""));
         assert_eq!(serde_json::from_str::<LogId>(&json).unwrap(), id);

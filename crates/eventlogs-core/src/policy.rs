@@ -65,7 +65,9 @@ impl LogLengthPolicy {
     /// Caches logs of at least `min` events.
     #[must_use]
     pub fn at_least(min: u64) -> Self {
-        Self { lengths: min..=u64::MAX }
+        Self {
+            lengths: min..=u64::MAX,
+        }
     }
 
     /// Caches logs of at most `max` events.
@@ -100,13 +102,17 @@ impl LogAgePolicy {
     /// Caches logs at least `min` old.
     #[must_use]
     pub fn at_least(min: Duration) -> Self {
-        Self { ages: min..=Duration::MAX }
+        Self {
+            ages: min..=Duration::MAX,
+        }
     }
 
     /// Caches logs at most `max` old.
     #[must_use]
     pub fn until(max: Duration) -> Self {
-        Self { ages: Duration::ZERO..=max }
+        Self {
+            ages: Duration::ZERO..=max,
+        }
     }
 
     /// Caches logs aged `min` to `max`, both included.
@@ -118,7 +124,10 @@ impl LogAgePolicy {
 
 impl<A> CachingPolicy<A> for LogAgePolicy {
     fn should_cache(&self, reduction: &Reduction<A>) -> bool {
-        let age = reduction.log_id.created_at().elapsed_until(reduction.reduced_at);
+        let age = reduction
+            .log_id
+            .created_at()
+            .elapsed_until(reduction.reduced_at);
         self.ages.contains(&age)
     }
 }

@@ -6,9 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use futures::stream::BoxStream;
 
-use crate::{
-    Error, InvalidInput, Limits, LogId, LogState, NewEvent, RawEvent, Result, Timestamp,
-};
+use crate::{Error, InvalidInput, Limits, LogId, LogState, NewEvent, RawEvent, Result, Timestamp};
 
 /// One atomic write: events for one log at an expected index, with an optional idempotency key.
 ///
@@ -196,7 +194,11 @@ fn check_no_nul(json: &str) -> Result<()> {
     let mut search = 0;
     while let Some(found) = json[search..].find("u0000") {
         let at = search + found;
-        let backslashes = bytes[..at].iter().rev().take_while(|b| **b == b'\\').count();
+        let backslashes = bytes[..at]
+            .iter()
+            .rev()
+            .take_while(|b| **b == b'\\')
+            .count();
         if backslashes % 2 == 1 {
             return Err(InvalidInput::Serialize(
                 "the JSON holds a NUL character (\\u0000), which cannot be stored".into(),
@@ -225,7 +227,10 @@ impl Appended {
     /// The log's state after this write.
     #[must_use]
     pub fn state(&self) -> LogState {
-        LogState::new(self.log_id, u64::from(self.first_index) + u64::from(self.count))
+        LogState::new(
+            self.log_id,
+            u64::from(self.first_index) + u64::from(self.count),
+        )
     }
 }
 
@@ -254,7 +259,8 @@ pub trait EventStore: Send + Sync + fmt::Debug + 'static {
 
     /// Reads at most `max_events` events from `from_index` on, in index order. An unknown log
     /// or a start past the end gives an empty page.
-    async fn load(&self, log_id: &LogId, from_index: u32, max_events: u32) -> Result<Vec<RawEvent>>;
+    async fn load(&self, log_id: &LogId, from_index: u32, max_events: u32)
+        -> Result<Vec<RawEvent>>;
 
     /// Streams every event from `from_index` on, in index order, holding a bounded number of
     /// events in memory whatever the log's length.
@@ -270,7 +276,12 @@ impl<T: EventStore + ?Sized> EventStore for Arc<T> {
         (**self).append(request).await
     }
 
-    async fn load(&self, log_id: &LogId, from_index: u32, max_events: u32) -> Result<Vec<RawEvent>> {
+    async fn load(
+        &self,
+        log_id: &LogId,
+        from_index: u32,
+        max_events: u32,
+    ) -> Result<Vec<RawEvent>> {
         (**self).load(log_id, from_index, max_events).await
     }
 
@@ -330,13 +341,26 @@ mod tests {
         assert_eq!(kind(req(vec![], None, 0)), "invalid_input");
         assert_eq!(kind(req(vec![small.clone(); 3], None, 0)), "invalid_input");
         assert_eq!(
-            kind(req(vec![NewEvent::from_json("\"0123456789\"").unwrap()], None, 0)),
+            kind(req(
+                vec![NewEvent::from_json("\"0123456789\"").unwrap()],
+                None,
+                0
+            )),
             "invalid_input"
         );
-        assert_eq!(kind(req(vec![small.clone()], Some("abcd"), 0)), "invalid_input");
+        assert_eq!(
+            kind(req(vec![small.clone()], Some("abcd"), 0)),
+            "invalid_input"
+        );
         assert_eq!(kind(req(vec![small.clone()], Some(""), 0)), "invalid_input");
         assert!(req(vec![small.clone()], None, u64::from(u32::MAX)).is_ok());
-        assert_eq!(kind(req(vec![small.clone(); 2], None, u64::from(u32::MAX))), "log_full");
-        assert_eq!(kind(req(vec![small], None, u64::from(u32::MAX) + 1)), "log_full");
+        assert_eq!(
+            kind(req(vec![small.clone(); 2], None, u64::from(u32::MAX))),
+            "log_full"
+        );
+        assert_eq!(
+            kind(req(vec![small], None, u64::from(u32::MAX) + 1)),
+            "log_full"
+        );
     }
 }

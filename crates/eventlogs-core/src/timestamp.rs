@@ -81,7 +81,11 @@ impl From<Timestamp> for SystemTime {
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.0 >= 0 {
-            write!(f, "{}", humantime::format_rfc3339_micros(self.to_system_time()))
+            write!(
+                f,
+                "{}",
+                humantime::format_rfc3339_micros(self.to_system_time())
+            )
         } else {
             write!(f, "{}µs before 1970-01-01T00:00:00Z", self.0.unsigned_abs())
         }
@@ -136,7 +140,10 @@ mod tests {
     fn negative_instants_convert() {
         let ts = Timestamp::from_unix_micros(-5);
         assert_eq!(Timestamp::from(ts.to_system_time()), ts);
-        assert_eq!(ts.elapsed_until(Timestamp::UNIX_EPOCH), Duration::from_micros(5));
+        assert_eq!(
+            ts.elapsed_until(Timestamp::UNIX_EPOCH),
+            Duration::from_micros(5)
+        );
         assert_eq!(Timestamp::UNIX_EPOCH.elapsed_until(ts), Duration::ZERO);
     }
 }

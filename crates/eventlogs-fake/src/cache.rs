@@ -183,7 +183,9 @@ impl ReductionCache for FakeReductionCache {
     async fn delete(&self, key: &CacheKey) -> Result<()> {
         self.before_call().await?;
         lock(&self.entries).remove(key.as_str());
-        self.report(CacheOperation::Delete { key: key.to_string() });
+        self.report(CacheOperation::Delete {
+            key: key.to_string(),
+        });
         Ok(())
     }
 }

@@ -5,7 +5,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use eventlogs_core::{
-    AppendRequest, Appended, Error, EventStore, Limits, LogId, RawEvent, RawEventStream, Result, Timestamp,
+    AppendRequest, Appended, Error, EventStore, Limits, LogId, RawEvent, RawEventStream, Result,
+    Timestamp,
 };
 use futures::StreamExt;
 
@@ -104,33 +105,45 @@ impl EventStore for FakeEventStore {
                         count: used.count,
                     }
                 } else {
-                    Error::IdempotencyConflict { key: key.to_owned() }
+                    Error::IdempotencyConflict {
+                        key: key.to_owned(),
+                    }
                 });
             }
         }
         let len = state.logs.get(&log_id).map_or(0, Vec::len) as u64;
         let expected = request.expected_index();
         if expected < len {
-            return Err(Error::ConcurrentAppend { log_id, index: expected });
+            return Err(Error::ConcurrentAppend {
+                log_id,
+                index: expected,
+            });
         }
         if expected > len {
             return Err(if len == 0 {
                 Error::LogNotFound { log_id }
             } else {
-                Error::IndexGap { log_id, index: expected }
+                Error::IndexGap {
+                    log_id,
+                    index: expected,
+                }
             });
         }
         let first_index = request.first_index();
         let recorded_at = Timestamp::now();
         let key = request.idempotency_key().map(str::to_owned);
         let metadata = request.metadata().map(str::to_owned);
-        let events = request.events().iter().enumerate().map(|(offset, event)| RawEvent {
-            index: first_index + offset as u32,
-            recorded_at,
-            idempotency_key: key.clone(),
-            metadata: metadata.clone(),
-            payload: event.json().to_owned(),
-        });
+        let events = request
+            .events()
+            .iter()
+            .enumerate()
+            .map(|(offset, event)| RawEvent {
+                index: first_index + offset as u32,
+                recorded_at,
+                idempotency_key: key.clone(),
+                metadata: metadata.clone(),
+                payload: event.json().to_owned(),
+            });
         state.logs.entry(log_id).or_default().extend(events);
         if let Some(key) = key {
             let record = KeyRecord {
@@ -149,7 +162,12 @@ impl EventStore for FakeEventStore {
         })
     }
 
-    async fn load(&self, log_id: &LogId, from_index: u32, max_events: u32) -> Result<Vec<RawEvent>> {
+    async fn load(
+        &self,
+        log_id: &LogId,
+        from_index: u32,
+        max_events: u32,
+    ) -> Result<Vec<RawEvent>> {
         let state = self.lock();
         let Some(events) = state.logs.get(log_id) else {
             return Ok(Vec::new());
@@ -170,7 +188,10 @@ impl EventStore for FakeEventStore {
                     return None;
                 }
                 let next = from + chunk.len();
-                Some((futures::stream::iter(chunk.into_iter().map(Ok)), (state, next)))
+                Some((
+                    futures::stream::iter(chunk.into_iter().map(Ok)),
+                    (state, next),
+                ))
             },
         );
         Ok(chunks.flatten().boxed())
@@ -184,7 +205,9 @@ impl EventStore for FakeEventStore {
 fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
     // Every update is applied after all checks pass, so a poisoned lock still guards
     // consistent data.
-    state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    state
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Copies at most one chunk of events out of the store.

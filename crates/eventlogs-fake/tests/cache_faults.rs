@@ -1,4 +1,5 @@
 //! A cache that fails, hangs, lies or overflows never makes `reduce` wrong or failing.
+#![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,7 +20,10 @@ fn setup(timeout: Duration) -> (Arc<FakeReductionCache>, LogManager<Tally>) {
 async fn log_of(logs: &LogManager<Tally>, n: i64) -> (LogId, LogState) {
     let log = LogId::new();
     let events: Vec<Entry> = (1..=n).map(Entry::of).collect();
-    let state = logs.create_batch(&log, &events, &AppendOptions::default()).await.unwrap();
+    let state = logs
+        .create_batch(&log, &events, &AppendOptions::default())
+        .await
+        .unwrap();
     (log, state)
 }
 
@@ -35,12 +39,19 @@ async fn failing_cache_is_a_miss_and_writes_are_counted() {
     logs.flush().await;
     let stats = logs.cache_stats();
     assert_eq!(stats.errors, 3);
-    assert!(stats.write_errors >= 1, "failed writes are counted (coalesced per key): {stats:?}");
+    assert!(
+        stats.write_errors >= 1,
+        "failed writes are counted (coalesced per key): {stats:?}"
+    );
     assert_eq!(stats.writes, 0);
     cache.set_fault(None);
     logs.reduce(&log).await.unwrap();
     logs.flush().await;
-    assert_eq!(logs.reduce(&log).await.unwrap().cache, CacheOutcome::Hit, "the cache fills again");
+    assert_eq!(
+        logs.reduce(&log).await.unwrap().cache,
+        CacheOutcome::Hit,
+        "the cache fills again"
+    );
 }
 
 #[tokio::test]
@@ -54,10 +65,17 @@ async fn hanging_cache_delays_reduce_by_at_most_the_timeout() {
     let took = started.elapsed();
     assert_eq!((r.cache, r.aggregate.sum), (CacheOutcome::Failed, 15));
     assert!(took >= timeout, "waited for the cache: {took:?}");
-    assert!(took < timeout + Duration::from_millis(500), "bounded by the timeout: {took:?}");
+    assert!(
+        took < timeout + Duration::from_millis(500),
+        "bounded by the timeout: {took:?}"
+    );
     logs.flush().await;
     assert_eq!(logs.cache_stats().timeouts, 1);
-    assert_eq!(logs.cache_stats().write_errors, 1, "the write timed out too");
+    assert_eq!(
+        logs.cache_stats().write_errors,
+        1,
+        "the write timed out too"
+    );
 }
 
 #[tokio::test]
@@ -85,7 +103,11 @@ async fn corrupt_and_foreign_answers_are_refolded() {
     for _ in 0..4 {
         let r = logs.reduce(&a).await.unwrap();
         assert_eq!(r.aggregate.sum, 15);
-        assert_ne!(r.cache, CacheOutcome::Hit, "another log's entry is never used");
+        assert_ne!(
+            r.cache,
+            CacheOutcome::Hit,
+            "another log's entry is never used"
+        );
         let r = logs.reduce(&b).await.unwrap();
         assert_eq!(r.aggregate.sum, 28);
     }
@@ -107,16 +129,25 @@ async fn writes_are_asynchronous_coalesced_and_bounded() {
     for i in 0..5 {
         let r = logs.reduce(&log).await;
         assert!(r.is_err() || r.unwrap().aggregate.count == 3 + i);
-        state = logs.append(&log, &state, &Entry::of(1), &AppendOptions::default()).await.unwrap();
+        state = logs
+            .append(&log, &state, &Entry::of(1), &AppendOptions::default())
+            .await
+            .unwrap();
     }
     // Five reads of 200 ms time out at 50 ms each; the writes never held a reduce up.
-    assert!(started.elapsed() < Duration::from_millis(900), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
     // Many logs at once overflow a queue of 2: the overflow is dropped and counted.
     let mut tasks = Vec::new();
     for _ in 0..8 {
         let (other, _) = log_of(&logs, 1).await;
         let logs = logs.clone();
-        tasks.push(tokio::spawn(async move { logs.reduce(&other).await.unwrap() }));
+        tasks.push(tokio::spawn(
+            async move { logs.reduce(&other).await.unwrap() },
+        ));
     }
     for t in tasks {
         assert_eq!(t.await.unwrap().aggregate.sum, 1);
@@ -133,7 +164,10 @@ async fn writes_are_asynchronous_coalesced_and_bounded() {
             }
         }
     }
-    assert!(puts_for_log < 5, "pending writes for one log were coalesced ({puts_for_log} puts)");
+    assert!(
+        puts_for_log < 5,
+        "pending writes for one log were coalesced ({puts_for_log} puts)"
+    );
 }
 
 #[tokio::test]

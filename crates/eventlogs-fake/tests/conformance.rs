@@ -1,4 +1,5 @@
 //! The in-memory backends run every conformance suite, exactly as the server backends do.
+#![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
 

@@ -15,7 +15,10 @@ pub struct Entry {
 impl Entry {
     #[must_use]
     pub fn of(amount: i64) -> Self {
-        Self { amount, note: String::new() }
+        Self {
+            amount,
+            note: String::new(),
+        }
     }
 }
 

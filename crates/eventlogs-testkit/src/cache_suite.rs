@@ -36,15 +36,22 @@ pub async fn put_then_get_returns_the_bytes(cache: Cache) {
     let bytes = entry(&k, 3);
     assert!(cache.put(&k, 3, &bytes).await.unwrap());
     assert_eq!(cache.get(&k).await.unwrap(), Some(bytes.clone()));
-    let decoded = CacheEntry::<u32>::decode(&k, &cache.get(&k).await.unwrap().unwrap(), 1 << 20).unwrap();
+    let decoded =
+        CacheEntry::<u32>::decode(&k, &cache.get(&k).await.unwrap().unwrap(), 1 << 20).unwrap();
     assert_eq!(decoded.aggregate, 3);
 }
 
 pub async fn put_only_replaces_a_lower_through_index(cache: Cache) {
     let k = key();
     assert!(cache.put(&k, 10, &entry(&k, 10)).await.unwrap());
-    assert!(!cache.put(&k, 9, &entry(&k, 9)).await.unwrap(), "older must not overwrite newer");
-    assert!(!cache.put(&k, 10, &entry(&k, 10)).await.unwrap(), "equal is kept");
+    assert!(
+        !cache.put(&k, 9, &entry(&k, 9)).await.unwrap(),
+        "older must not overwrite newer"
+    );
+    assert!(
+        !cache.put(&k, 10, &entry(&k, 10)).await.unwrap(),
+        "equal is kept"
+    );
     assert_eq!(index_of(&cache.get(&k).await.unwrap().unwrap()), Some(10));
     assert!(cache.put(&k, 11, &entry(&k, 11)).await.unwrap());
     assert_eq!(index_of(&cache.get(&k).await.unwrap().unwrap()), Some(11));
@@ -55,7 +62,10 @@ pub async fn put_only_replaces_a_lower_through_index(cache: Cache) {
 pub async fn put_replaces_an_unreadable_entry(cache: Cache) {
     let k = key();
     assert!(cache.put(&k, 5, b"garbage without a header").await.unwrap());
-    assert!(cache.put(&k, 0, &entry(&k, 0)).await.unwrap(), "any header beats none");
+    assert!(
+        cache.put(&k, 0, &entry(&k, 0)).await.unwrap(),
+        "any header beats none"
+    );
     assert_eq!(index_of(&cache.get(&k).await.unwrap().unwrap()), Some(0));
     assert!(cache.put(&k, 1, &[]).await.unwrap());
     assert!(cache.put(&k, 1, &entry(&k, 1)).await.unwrap());
@@ -67,7 +77,10 @@ pub async fn delete_removes_the_entry(cache: Cache) {
     cache.delete(&k).await.unwrap();
     assert_eq!(cache.get(&k).await.unwrap(), None);
     cache.delete(&k).await.unwrap();
-    assert!(cache.put(&k, 1, &entry(&k, 1)).await.unwrap(), "after delete a lower index may be stored");
+    assert!(
+        cache.put(&k, 1, &entry(&k, 1)).await.unwrap(),
+        "after delete a lower index may be stored"
+    );
 }
 
 pub async fn keys_are_isolated(cache: Cache) {
@@ -83,7 +96,13 @@ pub async fn keys_are_isolated(cache: Cache) {
     }
     for (i, k) in keys.iter().enumerate() {
         let bytes = cache.get(k).await.unwrap().unwrap();
-        assert_eq!(CacheEntry::<u32>::decode(k, &bytes, 1 << 20).unwrap().aggregate, i as u32, "{k}");
+        assert_eq!(
+            CacheEntry::<u32>::decode(k, &bytes, 1 << 20)
+                .unwrap()
+                .aggregate,
+            i as u32,
+            "{k}"
+        );
     }
 }
 
@@ -112,5 +131,10 @@ pub async fn racing_puts_keep_the_maximum(cache: Cache) {
     }
     let stored = cache.get(&k).await.unwrap().unwrap();
     assert_eq!(index_of(&stored), Some(max));
-    assert_eq!(CacheEntry::<u32>::decode(&k, &stored, 1 << 20).unwrap().aggregate, max);
+    assert_eq!(
+        CacheEntry::<u32>::decode(&k, &stored, 1 << 20)
+            .unwrap()
+            .aggregate,
+        max
+    );
 }

@@ -16,7 +16,9 @@ use crate::support::{assert_dense, fold_from_store, unique_key};
 pub type Pair = (Arc<dyn EventStore>, Arc<dyn ReductionCache>);
 
 fn manager<A: Aggregate>(pair: &Pair) -> LogManager<A> {
-    LogManager::builder(Arc::clone(&pair.0)).cache(Arc::clone(&pair.1)).build()
+    LogManager::builder(Arc::clone(&pair.0))
+        .cache(Arc::clone(&pair.1))
+        .build()
 }
 
 fn none() -> AppendOptions {
@@ -24,11 +26,20 @@ fn none() -> AppendOptions {
 }
 
 /// A log of `amounts` written one append at a time; returns its id and state.
-async fn log_of<A: Aggregate<Event = Entry>>(logs: &LogManager<A>, amounts: &[i64]) -> (LogId, LogState) {
+async fn log_of<A: Aggregate<Event = Entry>>(
+    logs: &LogManager<A>,
+    amounts: &[i64],
+) -> (LogId, LogState) {
     let log = LogId::new();
-    let mut state = logs.create(&log, &Entry::of(amounts[0]), &none()).await.unwrap();
+    let mut state = logs
+        .create(&log, &Entry::of(amounts[0]), &none())
+        .await
+        .unwrap();
     for a in &amounts[1..] {
-        state = logs.append(&log, &state, &Entry::of(*a), &none()).await.unwrap();
+        state = logs
+            .append(&log, &state, &Entry::of(*a), &none())
+            .await
+            .unwrap();
     }
     (log, state)
 }
@@ -36,7 +47,10 @@ async fn log_of<A: Aggregate<Event = Entry>>(logs: &LogManager<A>, amounts: &[i6
 /// Asserts a reduction equals the fold of every event from index 0.
 async fn assert_true<A: Aggregate + PartialEq + std::fmt::Debug>(pair: &Pair, r: &Reduction<A>) {
     let reference: A = fold_from_store(&pair.0, &r.log_id).await;
-    assert_eq!(r.aggregate, reference, "reduction differs from a fold from index 0");
+    assert_eq!(
+        r.aggregate, reference,
+        "reduction differs from a fold from index 0"
+    );
     let len = assert_dense(&pair.0, &r.log_id).await.len() as u64;
     assert_eq!(r.len(), len, "reduction is not through the last event");
 }
@@ -53,18 +67,40 @@ pub async fn reduce_of_an_empty_log_is_not_found(pair: Pair) {
     assert!(matches!(logs.reduce(&log).await, Err(Error::LogNotFound { log_id }) if log_id == log));
     // A cached entry for a log with no events must not conjure one up.
     let key = CacheKey::of::<Tally>(log);
-    let entry = CacheEntry { through_index: 3, fingerprint: 1, reduced_at: Timestamp::now(), aggregate: Tally::default() };
+    let entry = CacheEntry {
+        through_index: 3,
+        fingerprint: 1,
+        reduced_at: Timestamp::now(),
+        aggregate: Tally::default(),
+    };
     poison(&pair.1, &key, &entry.encode(&key).unwrap()).await;
-    assert!(matches!(logs.reduce(&log).await, Err(Error::LogNotFound { .. })));
+    assert!(matches!(
+        logs.reduce(&log).await,
+        Err(Error::LogNotFound { .. })
+    ));
 }
 
 pub async fn reduce_folds_every_event(pair: Pair) {
     let logs = manager::<Tally>(&pair);
     let (log, state) = log_of(&logs, &[3, -1, 4]).await;
-    let state = logs.append_batch(&log, &state, &[Entry::of(1), Entry::of(5), Entry::of(-9)], &none()).await.unwrap();
+    let state = logs
+        .append_batch(
+            &log,
+            &state,
+            &[Entry::of(1), Entry::of(5), Entry::of(-9)],
+            &none(),
+        )
+        .await
+        .unwrap();
     let r = logs.reduce(&log).await.unwrap();
-    assert_eq!((r.through_index, r.events_read, r.cache), (5, 6, CacheOutcome::Miss));
-    assert_eq!((r.aggregate.count, r.aggregate.sum, r.aggregate.out_of_order), (6, 3, 0));
+    assert_eq!(
+        (r.through_index, r.events_read, r.cache),
+        (5, 6, CacheOutcome::Miss)
+    );
+    assert_eq!(
+        (r.aggregate.count, r.aggregate.sum, r.aggregate.out_of_order),
+        (6, 3, 0)
+    );
     assert_eq!(r.state(), state);
     assert_true(&pair, &r).await;
 }
@@ -77,16 +113,33 @@ pub async fn reduce_reads_only_newer_events_after_a_cached_one(pair: Pair) {
     assert_eq!(first.events_read, 20);
     logs.flush().await;
     let hit = logs.reduce(&log).await.unwrap();
-    assert_eq!((hit.cache, hit.events_read, hit.through_index), (CacheOutcome::Hit, 1, 19));
+    assert_eq!(
+        (hit.cache, hit.events_read, hit.through_index),
+        (CacheOutcome::Hit, 1, 19)
+    );
     assert_eq!(hit.aggregate, first.aggregate);
-    let state = logs.append_batch(&log, &state, &[Entry::of(100), Entry::of(200), Entry::of(300)], &none()).await.unwrap();
+    let state = logs
+        .append_batch(
+            &log,
+            &state,
+            &[Entry::of(100), Entry::of(200), Entry::of(300)],
+            &none(),
+        )
+        .await
+        .unwrap();
     let newer = logs.reduce(&log).await.unwrap();
-    assert_eq!((newer.cache, newer.events_read, newer.through_index), (CacheOutcome::Hit, 4, 22));
+    assert_eq!(
+        (newer.cache, newer.events_read, newer.through_index),
+        (CacheOutcome::Hit, 4, 22)
+    );
     assert_eq!(newer.state(), state);
     assert_true(&pair, &newer).await;
     logs.flush().await;
     let again = logs.reduce(&log).await.unwrap();
-    assert_eq!((again.cache, again.events_read, again.through_index), (CacheOutcome::Hit, 1, 22));
+    assert_eq!(
+        (again.cache, again.events_read, again.through_index),
+        (CacheOutcome::Hit, 1, 22)
+    );
     assert_eq!(again.aggregate, newer.aggregate);
     assert!(logs.cache_stats().hits >= 3);
 }
@@ -99,12 +152,17 @@ pub async fn cached_reduction_without_new_events_keeps_its_index(pair: Pair) {
     for _ in 0..3 {
         let r = logs.reduce(&log).await.unwrap();
         assert_eq!(r.cache, CacheOutcome::Hit);
-        assert_eq!(r.through_index, 3, "a hit with no new events keeps through_index");
+        assert_eq!(
+            r.through_index, 3,
+            "a hit with no new events keeps through_index"
+        );
         assert_eq!(r.state(), state);
         assert_eq!(r.reduced_at, first.reduced_at);
     }
     let r = logs.reduce(&log).await.unwrap();
-    logs.append(&log, &r.state(), &Entry::of(5), &none()).await.unwrap();
+    logs.append(&log, &r.state(), &Entry::of(5), &none())
+        .await
+        .unwrap();
     assert_eq!(logs.reduce(&log).await.unwrap().aggregate.sum, 15);
 }
 
@@ -112,15 +170,32 @@ pub async fn entry_ahead_of_the_log_is_refolded(pair: Pair) {
     let logs = manager::<Tally>(&pair);
     let (log, _) = log_of(&logs, &[1, 2, 3]).await;
     let key = CacheKey::of::<Tally>(log);
-    let bogus = Tally { count: 11, sum: 1_000_000, out_of_order: 0, digest: 7 };
-    let entry = CacheEntry { through_index: 10, fingerprint: 42, reduced_at: Timestamp::now(), aggregate: bogus };
+    let bogus = Tally {
+        count: 11,
+        sum: 1_000_000,
+        out_of_order: 0,
+        digest: 7,
+    };
+    let entry = CacheEntry {
+        through_index: 10,
+        fingerprint: 42,
+        reduced_at: Timestamp::now(),
+        aggregate: bogus,
+    };
     poison(&pair.1, &key, &entry.encode(&key).unwrap()).await;
     let r = logs.reduce(&log).await.unwrap();
-    assert_eq!((r.cache, r.through_index, r.aggregate.sum), (CacheOutcome::Stale, 2, 6));
+    assert_eq!(
+        (r.cache, r.through_index, r.aggregate.sum),
+        (CacheOutcome::Stale, 2, 6)
+    );
     assert_true(&pair, &r).await;
     logs.flush().await;
     let r = logs.reduce(&log).await.unwrap();
-    assert_eq!((r.cache, r.events_read, r.through_index), (CacheOutcome::Hit, 1, 2), "the stale entry was replaced");
+    assert_eq!(
+        (r.cache, r.events_read, r.through_index),
+        (CacheOutcome::Hit, 1, 2),
+        "the stale entry was replaced"
+    );
     assert!(logs.cache_stats().stale >= 1);
 }
 
@@ -129,9 +204,19 @@ pub async fn entry_with_a_rewritten_last_event_is_refolded(pair: Pair) {
     let (log, _) = log_of(&logs, &[1, 2, 3, 4, 5]).await;
     let raw = pair.0.load(&log, 2, 1).await.unwrap().remove(0);
     let key = CacheKey::of::<Tally>(log);
-    let bogus = Tally { count: 3, sum: -500, out_of_order: 0, digest: 1 };
+    let bogus = Tally {
+        count: 3,
+        sum: -500,
+        out_of_order: 0,
+        digest: 1,
+    };
     for fingerprint in [raw.fingerprint() ^ 1, 0] {
-        let entry = CacheEntry { through_index: 2, fingerprint, reduced_at: Timestamp::now(), aggregate: bogus.clone() };
+        let entry = CacheEntry {
+            through_index: 2,
+            fingerprint,
+            reduced_at: Timestamp::now(),
+            aggregate: bogus.clone(),
+        };
         poison(&pair.1, &key, &entry.encode(&key).unwrap()).await;
         let r = logs.reduce(&log).await.unwrap();
         assert_eq!((r.cache, r.aggregate.sum), (CacheOutcome::Stale, 15));
@@ -139,10 +224,18 @@ pub async fn entry_with_a_rewritten_last_event_is_refolded(pair: Pair) {
     }
     // With the right fingerprint the (bogus) cached value is trusted: the fingerprint is the
     // only thing that ties an entry to the log, which is why it covers the index, time and payload.
-    let entry = CacheEntry { through_index: 2, fingerprint: raw.fingerprint(), reduced_at: Timestamp::now(), aggregate: bogus };
+    let entry = CacheEntry {
+        through_index: 2,
+        fingerprint: raw.fingerprint(),
+        reduced_at: Timestamp::now(),
+        aggregate: bogus,
+    };
     poison(&pair.1, &key, &entry.encode(&key).unwrap()).await;
     let r = logs.reduce(&log).await.unwrap();
-    assert_eq!((r.cache, r.events_read, r.aggregate.sum), (CacheOutcome::Hit, 3, -500 + 9));
+    assert_eq!(
+        (r.cache, r.events_read, r.aggregate.sum),
+        (CacheOutcome::Hit, 3, -500 + 9)
+    );
 }
 
 pub async fn entries_of_other_versions_and_aggregates_are_never_used(pair: Pair) {
@@ -150,15 +243,28 @@ pub async fn entries_of_other_versions_and_aggregates_are_never_used(pair: Pair)
     let (log, _) = log_of(&v1, &[1, 2, 3]).await;
     v1.reduce(&log).await.unwrap();
     v1.flush().await;
-    let v1_bytes = pair.1.get(&CacheKey::of::<Tally>(log)).await.unwrap().expect("v1 cached");
+    let v1_bytes = pair
+        .1
+        .get(&CacheKey::of::<Tally>(log))
+        .await
+        .unwrap()
+        .expect("v1 cached");
 
     let v2 = manager::<TallyV2>(&pair);
     let r = v2.reduce(&log).await.unwrap();
-    assert_eq!(r.cache, CacheOutcome::Miss, "another version has another key");
+    assert_eq!(
+        r.cache,
+        CacheOutcome::Miss,
+        "another version has another key"
+    );
     assert_true(&pair, &r).await;
     let summary = manager::<Summary>(&pair);
     let r = summary.reduce(&log).await.unwrap();
-    assert_eq!(r.cache, CacheOutcome::Miss, "another aggregate has another key");
+    assert_eq!(
+        r.cache,
+        CacheOutcome::Miss,
+        "another aggregate has another key"
+    );
     assert_eq!(r.aggregate.0.sum, 6 + 3_000);
     assert_true(&pair, &r).await;
 
@@ -204,13 +310,20 @@ pub async fn damaged_entries_are_refolded_and_replaced(pair: Pair) {
         assert_true(&pair, &r).await;
         logs.flush().await;
         let r = logs.reduce(&log).await.unwrap();
-        assert_eq!((r.cache, r.events_read), (CacheOutcome::Hit, 1), "{what}: entry replaced");
+        assert_eq!(
+            (r.cache, r.events_read),
+            (CacheOutcome::Hit, 1),
+            "{what}: entry replaced"
+        );
     }
     assert!(logs.cache_stats().corrupt >= 7);
 }
 
 pub async fn caching_policy_decides_what_is_written(pair: Pair) {
-    let never: LogManager<Tally> = LogManager::builder(Arc::clone(&pair.0)).cache(Arc::clone(&pair.1)).caching_policy(Never).build();
+    let never: LogManager<Tally> = LogManager::builder(Arc::clone(&pair.0))
+        .cache(Arc::clone(&pair.1))
+        .caching_policy(Never)
+        .build();
     let (log, _) = log_of(&never, &[1, 2]).await;
     never.reduce(&log).await.unwrap();
     never.flush().await;
@@ -224,10 +337,18 @@ pub async fn caching_policy_decides_what_is_written(pair: Pair) {
     long_only.reduce(&log).await.unwrap();
     long_only.flush().await;
     assert_eq!(pair.1.get(&CacheKey::of::<Tally>(log)).await.unwrap(), None);
-    long_only.append_batch(&log, &state, &[Entry::of(4), Entry::of(5)], &none()).await.unwrap();
+    long_only
+        .append_batch(&log, &state, &[Entry::of(4), Entry::of(5)], &none())
+        .await
+        .unwrap();
     long_only.reduce(&log).await.unwrap();
     long_only.flush().await;
-    assert!(pair.1.get(&CacheKey::of::<Tally>(log)).await.unwrap().is_some());
+    assert!(pair
+        .1
+        .get(&CacheKey::of::<Tally>(log))
+        .await
+        .unwrap()
+        .is_some());
 
     let positive_only: LogManager<Tally> = LogManager::builder(Arc::clone(&pair.0))
         .cache(Arc::clone(&pair.1))
@@ -272,7 +393,12 @@ pub async fn idempotent_retries_write_once(pair: Pair) {
     assert_eq!(created.next_index(), 1);
     for _ in 0..10_000 {
         match logs.create(&LogId::new(), &Entry::of(10), &opts).await {
-            Err(Error::IdempotentReplay { log_id, first_index: 0, count: 1, .. }) => assert_eq!(log_id, log),
+            Err(Error::IdempotentReplay {
+                log_id,
+                first_index: 0,
+                count: 1,
+                ..
+            }) => assert_eq!(log_id, log),
             other => panic!("unexpected {other:?}"),
         }
     }
@@ -283,20 +409,43 @@ pub async fn idempotent_retries_write_once(pair: Pair) {
         })
         .collect();
     for t in tasks {
-        assert!(matches!(t.await.unwrap(), Err(Error::IdempotentReplay { log_id, .. }) if log_id == log));
+        assert!(
+            matches!(t.await.unwrap(), Err(Error::IdempotentReplay { log_id, .. }) if log_id == log)
+        );
     }
     // The same key with another event is a conflict.
-    let err = logs.create(&LogId::new(), &Entry::of(11), &opts).await.unwrap_err();
+    let err = logs
+        .create(&LogId::new(), &Entry::of(11), &opts)
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::IdempotencyConflict { .. }), "{err:?}");
     assert_eq!(assert_dense(&pair.0, &log).await.len(), 1);
     // Append retries after the log moved on.
     let key = unique_key("append-retry");
     let opts = AppendOptions::default().idempotency_key(key);
-    let next = logs.append(&log, &created, &Entry::of(1), &opts).await.unwrap();
-    logs.append(&log, &next, &Entry::of(2), &none()).await.unwrap();
+    let next = logs
+        .append(&log, &created, &Entry::of(1), &opts)
+        .await
+        .unwrap();
+    logs.append(&log, &next, &Entry::of(2), &none())
+        .await
+        .unwrap();
     for state in [created, next, LogState::new(log, 3)] {
-        let err = logs.append(&log, &state, &Entry::of(1), &opts).await.unwrap_err();
-        assert!(matches!(err, Error::IdempotentReplay { first_index: 1, count: 1, .. }), "{err:?}");
+        let err = logs
+            .append(&log, &state, &Entry::of(1), &opts)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::IdempotentReplay {
+                    first_index: 1,
+                    count: 1,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
     }
     assert_eq!(logs.reduce(&log).await.unwrap().aggregate.sum, 13);
 }
@@ -306,22 +455,63 @@ pub async fn batches_are_atomic(pair: Pair) {
     let (log, state) = log_of(&logs, &[1]).await;
     let stale = LogState::empty(log);
     let batch = [Entry::of(2), Entry::of(3)];
-    assert!(matches!(logs.append_batch(&log, &stale, &batch, &none()).await, Err(Error::ConcurrentAppend { .. })));
-    let too_big = Entry { amount: 9, note: "x".repeat(pair.0.limits().event_bytes()) };
-    let err = logs.append_batch(&log, &state, &[Entry::of(2), too_big], &none()).await.unwrap_err();
-    assert!(matches!(err, Error::InvalidInput(InvalidInput::EventTooLarge { position: 1, .. })), "{err:?}");
-    assert!(matches!(logs.append_batch(&log, &state, &[], &none()).await, Err(Error::InvalidInput(InvalidInput::EmptyBatch))));
+    assert!(matches!(
+        logs.append_batch(&log, &stale, &batch, &none()).await,
+        Err(Error::ConcurrentAppend { .. })
+    ));
+    let too_big = Entry {
+        amount: 9,
+        note: "x".repeat(pair.0.limits().event_bytes()),
+    };
+    let err = logs
+        .append_batch(&log, &state, &[Entry::of(2), too_big], &none())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::InvalidInput(InvalidInput::EventTooLarge { position: 1, .. })
+        ),
+        "{err:?}"
+    );
+    assert!(matches!(
+        logs.append_batch(&log, &state, &[], &none()).await,
+        Err(Error::InvalidInput(InvalidInput::EmptyBatch))
+    ));
     assert_eq!(assert_dense(&pair.0, &log).await.len(), 1);
     let key = unique_key("batch");
-    let opts = AppendOptions::default().idempotency_key(key).metadata(serde_json::json!({"source": "suite"}));
-    let next = logs.append_batch(&log, &state, &batch, &opts).await.unwrap();
+    let opts = AppendOptions::default()
+        .idempotency_key(key)
+        .metadata(serde_json::json!({"source": "suite"}));
+    let next = logs
+        .append_batch(&log, &state, &batch, &opts)
+        .await
+        .unwrap();
     assert_eq!(next.next_index(), 3);
-    let err = logs.append_batch(&log, &state, &batch, &opts).await.unwrap_err();
-    assert!(matches!(err, Error::IdempotentReplay { first_index: 1, count: 2, .. }), "{err:?}");
+    let err = logs
+        .append_batch(&log, &state, &batch, &opts)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::IdempotentReplay {
+                first_index: 1,
+                count: 2,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     let page = logs.load(&log, 1, 10).await.unwrap();
     assert_eq!(page.len(), 2);
-    assert!(page.iter().all(|e| e.metadata == Some(serde_json::json!({"source": "suite"}))));
-    let created = logs.create_batch(&LogId::new(), &batch, &none()).await.unwrap();
+    assert!(page
+        .iter()
+        .all(|e| e.metadata == Some(serde_json::json!({"source": "suite"}))));
+    let created = logs
+        .create_batch(&LogId::new(), &batch, &none())
+        .await
+        .unwrap();
     assert_eq!(created.next_index(), 2);
 }
 
@@ -329,9 +519,18 @@ pub async fn state_of_another_log_is_refused(pair: Pair) {
     let logs = manager::<Tally>(&pair);
     let (a, a_state) = log_of(&logs, &[1, 2, 3]).await;
     let (b, b_state) = log_of(&logs, &[1]).await;
-    let err = logs.append(&b, &a_state, &Entry::of(5), &none()).await.unwrap_err();
-    assert!(matches!(err, Error::WrongLog { log_id, state_log_id } if log_id == b && state_log_id == a), "{err:?}");
-    let err = logs.append_batch(&a, &b_state, &[Entry::of(5)], &none()).await.unwrap_err();
+    let err = logs
+        .append(&b, &a_state, &Entry::of(5), &none())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::WrongLog { log_id, state_log_id } if log_id == b && state_log_id == a),
+        "{err:?}"
+    );
+    let err = logs
+        .append_batch(&a, &b_state, &[Entry::of(5)], &none())
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::WrongLog { .. }), "{err:?}");
     assert_eq!(assert_dense(&pair.0, &a).await.len(), 3);
     assert_eq!(assert_dense(&pair.0, &b).await.len(), 1);
@@ -341,12 +540,32 @@ pub async fn log_full_at_the_u32_edge(pair: Pair) {
     let logs = manager::<Tally>(&pair);
     let (log, _) = log_of(&logs, &[1]).await;
     let max = u64::from(u32::MAX);
-    let err = logs.append(&log, &LogState::new(log, max + 1), &Entry::of(1), &none()).await.unwrap_err();
-    assert!(matches!(err, Error::LogFull { next_index, count: 1, .. } if next_index == max + 1), "{err:?}");
-    let err = logs.append_batch(&log, &LogState::new(log, max), &[Entry::of(1), Entry::of(2)], &none()).await.unwrap_err();
+    let err = logs
+        .append(&log, &LogState::new(log, max + 1), &Entry::of(1), &none())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::LogFull { next_index, count: 1, .. } if next_index == max + 1),
+        "{err:?}"
+    );
+    let err = logs
+        .append_batch(
+            &log,
+            &LogState::new(log, max),
+            &[Entry::of(1), Entry::of(2)],
+            &none(),
+        )
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::LogFull { count: 2, .. }), "{err:?}");
-    let err = logs.append(&log, &LogState::new(log, max), &Entry::of(1), &none()).await.unwrap_err();
-    assert!(matches!(err, Error::IndexGap { .. }), "u32::MAX itself is a valid index: {err:?}");
+    let err = logs
+        .append(&log, &LogState::new(log, max), &Entry::of(1), &none())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::IndexGap { .. }),
+        "u32::MAX itself is a valid index: {err:?}"
+    );
     assert_eq!(assert_dense(&pair.0, &log).await.len(), 1);
 }
 
@@ -364,7 +583,10 @@ pub async fn reduce_and_retry_writers_lose_nothing(pair: Pair) {
                 for i in 0..EACH {
                     loop {
                         let state = logs.reduce(&log).await.unwrap().state();
-                        match logs.append(&log, &state, &Entry::of(w * 1_000 + i), &none()).await {
+                        match logs
+                            .append(&log, &state, &Entry::of(w * 1_000 + i), &none())
+                            .await
+                        {
                             Ok(_) => break,
                             Err(e) if e.is_conflict() => conflicts += 1,
                             Err(e) => panic!("unexpected {e:?}"),
@@ -378,7 +600,9 @@ pub async fn reduce_and_retry_writers_lose_nothing(pair: Pair) {
     for t in tasks {
         t.await.unwrap();
     }
-    let expected_sum: i64 = (0..WRITERS).flat_map(|w| (0..EACH).map(move |i| w * 1_000 + i)).sum();
+    let expected_sum: i64 = (0..WRITERS)
+        .flat_map(|w| (0..EACH).map(move |i| w * 1_000 + i))
+        .sum();
     let r = logs.reduce(&log).await.unwrap();
     assert_eq!(r.aggregate.count, (WRITERS * EACH + 1) as u64);
     assert_eq!(r.aggregate.sum, expected_sum);
@@ -391,7 +615,10 @@ pub async fn load_pages_and_stream_agree(pair: Pair) {
     let log = LogId::new();
     let all: Vec<Entry> = (0..250).map(Entry::of).collect();
     let state = logs.create_batch(&log, &all[..100], &none()).await.unwrap();
-    let state = logs.append_batch(&log, &state, &all[100..], &none()).await.unwrap();
+    let state = logs
+        .append_batch(&log, &state, &all[100..], &none())
+        .await
+        .unwrap();
     assert_eq!(state.next_index(), 250);
     let mut paged = Vec::new();
     let mut from = 0;
@@ -403,12 +630,18 @@ pub async fn load_pages_and_stream_agree(pair: Pair) {
     }
     let streamed: Vec<_> = logs.stream(&log, 0).try_collect().await.unwrap();
     assert_eq!(paged, streamed);
-    assert_eq!(streamed.iter().map(|r| r.event.clone()).collect::<Vec<_>>(), all);
+    assert_eq!(
+        streamed.iter().map(|r| r.event.clone()).collect::<Vec<_>>(),
+        all
+    );
     let tail: Vec<_> = logs.stream(&log, 245).try_collect().await.unwrap();
     assert_eq!(tail.len(), 5);
     let max = pair.0.limits().page_events();
     let err = logs.load(&log, 0, max + 1).await.unwrap_err();
-    assert!(matches!(err, Error::InvalidInput(InvalidInput::PageTooLarge { .. })), "{err:?}");
+    assert!(
+        matches!(err, Error::InvalidInput(InvalidInput::PageTooLarge { .. })),
+        "{err:?}"
+    );
     assert!(logs.load(&log, 0, 0).await.unwrap().is_empty());
     let json = serde_json::to_value(&paged[0]).unwrap();
     assert_eq!(json["index"], 0);

@@ -15,7 +15,12 @@ use crate::manager_suite::Pair;
 #[derive(Debug, Clone)]
 pub enum Op {
     /// `append_batch` (or `create` at index 0) with an optional key; `stale` uses an old state.
-    Write { slot: usize, amounts: Vec<i64>, key: Option<usize>, stale: bool },
+    Write {
+        slot: usize,
+        amounts: Vec<i64>,
+        key: Option<usize>,
+        stale: bool,
+    },
     /// `reduce`, compared with the model.
     Reduce { slot: usize },
     /// `load`, compared with the model.
@@ -49,25 +54,40 @@ struct Used {
 pub async fn check(pair: Pair) {
     let handle = tokio::runtime::Handle::current();
     tokio::task::block_in_place(move || {
-        let mut runner = TestRunner::new(Config { cases: 48, failure_persistence: None, ..Config::default() });
+        let mut runner = TestRunner::new(Config {
+            cases: 48,
+            failure_persistence: None,
+            ..Config::default()
+        });
         runner
             .run(&prop::collection::vec(op(), 1..40), |ops| {
-                handle.block_on(run(&pair, ops)).map_err(TestCaseError::fail)
+                handle
+                    .block_on(run(&pair, ops))
+                    .map_err(TestCaseError::fail)
             })
             .unwrap();
     });
 }
 
 async fn run(pair: &Pair, ops: Vec<Op>) -> Result<(), String> {
-    let logs: LogManager<Tally> = LogManager::builder(Arc::clone(&pair.0)).cache(Arc::clone(&pair.1)).build();
+    let logs: LogManager<Tally> = LogManager::builder(Arc::clone(&pair.0))
+        .cache(Arc::clone(&pair.1))
+        .build();
     let ids: Vec<LogId> = (0..3).map(|_| LogId::new()).collect();
-    let keys: Vec<String> = (0..3).map(|i| crate::unique_key(&format!("model-{i}"))).collect();
+    let keys: Vec<String> = (0..3)
+        .map(|i| crate::unique_key(&format!("model-{i}")))
+        .collect();
     let mut model: HashMap<usize, Vec<i64>> = HashMap::new();
     let mut used: HashMap<usize, Used> = HashMap::new();
     for (step, op) in ops.into_iter().enumerate() {
         let fail = |what: String| Err(format!("step {step} ({op:?}): {what}"));
         match &op {
-            Op::Write { slot, amounts, key, stale } => {
+            Op::Write {
+                slot,
+                amounts,
+                key,
+                stale,
+            } => {
                 let log = ids[*slot];
                 let len = model.get(slot).map_or(0, Vec::len) as u64;
                 let at = if *stale && len > 0 { len - 1 } else { len };
@@ -77,24 +97,46 @@ async fn run(pair: &Pair, ops: Vec<Op>) -> Result<(), String> {
                     opts = opts.idempotency_key(keys[*k].clone());
                 }
                 let events: Vec<Entry> = amounts.iter().map(|a| Entry::of(*a)).collect();
-                let got = logs.append_batch(&log, &LogState::new(log, at), &events, &opts).await;
+                let got = logs
+                    .append_batch(&log, &LogState::new(log, at), &events, &opts)
+                    .await;
                 let prior = key.and_then(|k| used.get(&k).cloned());
                 match (prior, got) {
-                    (Some(u), Err(Error::IdempotentReplay { log_id, first_index, count, .. })) if u.request == request => {
-                        if (log_id, first_index, count as usize) != (ids[u.slot], u.first, u.request.2.len()) {
-                            return fail(format!("replay names {log_id} {first_index} {count}, model {u:?}"));
+                    (
+                        Some(u),
+                        Err(Error::IdempotentReplay {
+                            log_id,
+                            first_index,
+                            count,
+                            ..
+                        }),
+                    ) if u.request == request => {
+                        if (log_id, first_index, count as usize)
+                            != (ids[u.slot], u.first, u.request.2.len())
+                        {
+                            return fail(format!(
+                                "replay names {log_id} {first_index} {count}, model {u:?}"
+                            ));
                         }
                     }
                     (Some(u), Err(Error::IdempotencyConflict { .. })) if u.request != request => {}
                     (Some(u), got) => return fail(format!("key used by {u:?}, got {got:?}")),
-                    (None, Err(Error::ConcurrentAppend { index, .. })) if at < len && index == at => {}
+                    (None, Err(Error::ConcurrentAppend { index, .. }))
+                        if at < len && index == at => {}
                     (None, Ok(state)) if at == len => {
                         model.entry(*slot).or_default().extend(amounts);
                         if state.next_index() != len + amounts.len() as u64 {
                             return fail(format!("next index {}", state.next_index()));
                         }
                         if let Some(k) = key {
-                            used.insert(*k, Used { request, slot: *slot, first: len as u32 });
+                            used.insert(
+                                *k,
+                                Used {
+                                    request,
+                                    slot: *slot,
+                                    first: len as u32,
+                                },
+                            );
                         }
                     }
                     (None, got) => return fail(format!("model length {len}, got {got:?}")),
@@ -106,17 +148,29 @@ async fn run(pair: &Pair, ops: Vec<Op>) -> Result<(), String> {
                     (None, Err(Error::LogNotFound { .. })) => {}
                     (Some(events), Ok(r)) => {
                         let sum: i64 = events.iter().sum();
-                        let expected = (events.len() as u64, sum, 0, u64::from(r.through_index) + 1);
-                        let actual = (r.aggregate.count, r.aggregate.sum, r.aggregate.out_of_order, events.len() as u64);
+                        let expected =
+                            (events.len() as u64, sum, 0, u64::from(r.through_index) + 1);
+                        let actual = (
+                            r.aggregate.count,
+                            r.aggregate.sum,
+                            r.aggregate.out_of_order,
+                            events.len() as u64,
+                        );
                         if expected != actual {
-                            return fail(format!("reduce {actual:?} != model {expected:?} ({:?})", r.cache));
+                            return fail(format!(
+                                "reduce {actual:?} != model {expected:?} ({:?})",
+                                r.cache
+                            ));
                         }
                     }
                     (m, got) => return fail(format!("model {m:?}, got {got:?}")),
                 }
             }
             Op::Load { slot, from, max } => {
-                let got = logs.load(&ids[*slot], *from, *max).await.map_err(|e| e.to_string())?;
+                let got = logs
+                    .load(&ids[*slot], *from, *max)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 let events = model.get(slot).cloned().unwrap_or_default();
                 let from = (*from as usize).min(events.len());
                 let want = &events[from..(from + *max as usize).min(events.len())];
@@ -128,15 +182,27 @@ async fn run(pair: &Pair, ops: Vec<Op>) -> Result<(), String> {
             Op::Flush => logs.flush().await,
             Op::Poison { slot, kind } => {
                 let key = CacheKey::of::<Tally>(ids[*slot]);
-                let current = pair.1.get(&key).await.map_err(|e| e.to_string())?.unwrap_or_default();
+                let current = pair
+                    .1
+                    .get(&key)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .unwrap_or_default();
                 let bytes = match kind {
                     0 => b"garbage".to_vec(),
                     1 => current[..current.len() / 2].to_vec(),
-                    2 => current.iter().enumerate().map(|(i, b)| if i == current.len() / 3 { b ^ 4 } else { *b }).collect(),
+                    2 => current
+                        .iter()
+                        .enumerate()
+                        .map(|(i, b)| if i == current.len() / 3 { b ^ 4 } else { *b })
+                        .collect(),
                     _ => Vec::new(),
                 };
                 pair.1.delete(&key).await.map_err(|e| e.to_string())?;
-                pair.1.put(&key, 0, &bytes).await.map_err(|e| e.to_string())?;
+                pair.1
+                    .put(&key, 0, &bytes)
+                    .await
+                    .map_err(|e| e.to_string())?;
             }
         }
     }

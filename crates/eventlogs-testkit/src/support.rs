@@ -13,7 +13,13 @@ pub fn unique_key(label: &str) -> String {
 
 /// Reads the whole log straight from the store and checks indexes are exactly `0..n`.
 pub async fn assert_dense(store: &Arc<dyn EventStore>, log_id: &LogId) -> Vec<RawEvent> {
-    let events: Vec<RawEvent> = store.stream(log_id, 0).await.unwrap().try_collect().await.unwrap();
+    let events: Vec<RawEvent> = store
+        .stream(log_id, 0)
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
     for (i, e) in events.iter().enumerate() {
         assert_eq!(u64::from(e.index), i as u64, "log {log_id} is not dense");
     }

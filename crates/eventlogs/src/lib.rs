@@ -1,1 +1,16 @@
-//! x
+//! eventlogs: event sourcing with dense per-entity logs, optimistic concurrency, idempotency
+//! keys and asynchronously cached reductions.
+//!
+//! This facade re-exports [`eventlogs_core`] and, behind cargo features, the backends:
+//! `fake` (on by default) gives [`fake::FakeEventStore`] and [`fake::FakeReductionCache`].
+//!
+//! The rest of this page is the project README; its Rust examples are compiled and run as tests.
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub use eventlogs_core::*;
+
+/// In-memory store and cache: the quickstart default, for prototypes and tests.
+#[cfg(feature = "fake")]
+#[cfg_attr(docsrs, doc(cfg(feature = "fake")))]
+pub use eventlogs_fake as fake;

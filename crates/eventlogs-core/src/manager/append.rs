@@ -10,15 +10,37 @@ impl<A: Aggregate> LogManager<A> {
     ///
     /// With an idempotency key, a retry returns [`Error::IdempotentReplay`] naming the log the
     /// first call created, even when the retry passes a fresh log id.
-    pub async fn create(&self, log_id: &LogId, event: &A::Event, options: &AppendOptions) -> Result<LogState> {
-        self.write(*log_id, LogState::empty(*log_id), std::slice::from_ref(event), options, "create")
-            .await
+    pub async fn create(
+        &self,
+        log_id: &LogId,
+        event: &A::Event,
+        options: &AppendOptions,
+    ) -> Result<LogState> {
+        self.write(
+            *log_id,
+            LogState::empty(*log_id),
+            std::slice::from_ref(event),
+            options,
+            "create",
+        )
+        .await
     }
 
     /// Creates the log `log_id` with a batch of events, atomically.
-    pub async fn create_batch(&self, log_id: &LogId, events: &[A::Event], options: &AppendOptions) -> Result<LogState> {
-        self.write(*log_id, LogState::empty(*log_id), events, options, "create_batch")
-            .await
+    pub async fn create_batch(
+        &self,
+        log_id: &LogId,
+        events: &[A::Event],
+        options: &AppendOptions,
+    ) -> Result<LogState> {
+        self.write(
+            *log_id,
+            LogState::empty(*log_id),
+            events,
+            options,
+            "create_batch",
+        )
+        .await
     }
 
     /// Appends one event at `state.next_index()`.
@@ -32,8 +54,14 @@ impl<A: Aggregate> LogManager<A> {
         event: &A::Event,
         options: &AppendOptions,
     ) -> Result<LogState> {
-        self.write(*log_id, *state, std::slice::from_ref(event), options, "append")
-            .await
+        self.write(
+            *log_id,
+            *state,
+            std::slice::from_ref(event),
+            options,
+            "append",
+        )
+        .await
     }
 
     /// Appends events atomically from `state.next_index()`: all are written or none. The
@@ -45,7 +73,8 @@ impl<A: Aggregate> LogManager<A> {
         events: &[A::Event],
         options: &AppendOptions,
     ) -> Result<LogState> {
-        self.write(*log_id, *state, events, options, "append_batch").await
+        self.write(*log_id, *state, events, options, "append_batch")
+            .await
     }
 
     async fn write(
@@ -67,7 +96,9 @@ impl<A: Aggregate> LogManager<A> {
             let result = self.try_write(log_id, state, events, options).await;
             match &result {
                 Ok(next) => tracing::debug!(next_index = next.next_index(), "appended"),
-                Err(e) if e.is_retryable() => tracing::warn!(error = %e, "append failed with a retryable error"),
+                Err(e) if e.is_retryable() => {
+                    tracing::warn!(error = %e, "append failed with a retryable error")
+                }
                 Err(e) => tracing::debug!(error = %e, kind = e.kind(), "append refused"),
             }
             result
@@ -98,7 +129,12 @@ impl<A: Aggregate> LogManager<A> {
             new_events.push(event);
         }
         let metadata = options.meta().map(NewEvent::new).transpose()?;
-        let request = AppendRequest::new(state, new_events, metadata, options.key().map(str::to_owned));
+        let request = AppendRequest::new(
+            state,
+            new_events,
+            metadata,
+            options.key().map(str::to_owned),
+        );
         let appended = self.inner.store.append(&request).await?;
         Ok(appended.state())
     }

@@ -10,7 +10,12 @@ impl<A: Aggregate> LogManager<A> {
     /// Reads at most `max_events` events from `from_index` on. An unknown log, or a start past
     /// the end, gives an empty page; `max_events` over the store's page limit is
     /// [`InvalidInput::PageTooLarge`].
-    pub async fn load(&self, log_id: &LogId, from_index: u32, max_events: u32) -> Result<Vec<EventRecord<A::Event>>> {
+    pub async fn load(
+        &self,
+        log_id: &LogId,
+        from_index: u32,
+        max_events: u32,
+    ) -> Result<Vec<EventRecord<A::Event>>> {
         let span = tracing::info_span!("eventlogs.load", log_id = %log_id, from_index, max_events);
         async {
             let max = self.inner.store.limits().page_events();
@@ -24,8 +29,15 @@ impl<A: Aggregate> LogManager<A> {
             if max_events == 0 {
                 return Ok(Vec::new());
             }
-            let raw = self.inner.store.load(log_id, from_index, max_events).await?;
-            let page = raw.iter().map(|r| r.decode(log_id)).collect::<Result<Vec<_>>>()?;
+            let raw = self
+                .inner
+                .store
+                .load(log_id, from_index, max_events)
+                .await?;
+            let page = raw
+                .iter()
+                .map(|r| r.decode(log_id))
+                .collect::<Result<Vec<_>>>()?;
             tracing::debug!(events = page.len(), "loaded");
             Ok(page)
         }
@@ -35,13 +47,19 @@ impl<A: Aggregate> LogManager<A> {
 
     /// Streams every event from `from_index` on, in order, holding a bounded number of events
     /// in memory whatever the log's length. An unknown log gives an empty stream.
-    pub fn stream(&self, log_id: &LogId, from_index: u32) -> BoxStream<'static, Result<EventRecord<A::Event>>> {
+    pub fn stream(
+        &self,
+        log_id: &LogId,
+        from_index: u32,
+    ) -> BoxStream<'static, Result<EventRecord<A::Event>>> {
         let store = std::sync::Arc::clone(&self.inner.store);
         let log_id = *log_id;
         let span = tracing::info_span!("eventlogs.stream", log_id = %log_id, from_index);
-        futures::stream::once(async move { store.stream(&log_id, from_index).await }.instrument(span))
-            .try_flatten()
-            .map(move |raw| raw.and_then(|raw| raw.decode(&log_id)))
-            .boxed()
+        futures::stream::once(
+            async move { store.stream(&log_id, from_index).await }.instrument(span),
+        )
+        .try_flatten()
+        .map(move |raw| raw.and_then(|raw| raw.decode(&log_id)))
+        .boxed()
     }
 }

@@ -37,7 +37,9 @@ impl<A: Aggregate> LogManager<A> {
                     cache = ?r.cache,
                     "reduced"
                 ),
-                Err(e) if e.is_retryable() => tracing::warn!(error = %e, "reduce failed with a retryable error"),
+                Err(e) if e.is_retryable() => {
+                    tracing::warn!(error = %e, "reduce failed with a retryable error")
+                }
                 Err(e) => tracing::debug!(error = %e, kind = e.kind(), "reduce failed"),
             }
             result
@@ -87,7 +89,12 @@ impl<A: Aggregate> LogManager<A> {
 
     /// Folds the stream from `start`. `None` when a cached start is not confirmed by its first
     /// row, or when the log has no events.
-    async fn fold(&self, log_id: LogId, start: Start<A>, cache: CacheOutcome) -> Result<Option<Reduction<A>>> {
+    async fn fold(
+        &self,
+        log_id: LogId,
+        start: Start<A>,
+        cache: CacheOutcome,
+    ) -> Result<Option<Reduction<A>>> {
         let mut stream = self.inner.store.stream(&log_id, start.from).await?;
         let mut aggregate = start.aggregate;
         let mut events_read = 0u64;
@@ -109,7 +116,10 @@ impl<A: Aggregate> LogManager<A> {
                 return Err(Error::Corrupt {
                     log_id,
                     index: u64::from(raw.index),
-                    reason: format!("the store returned index {} where {expected:?} was due", raw.index),
+                    reason: format!(
+                        "the store returned index {} where {expected:?} was due",
+                        raw.index
+                    ),
                 });
             }
             let record = raw.decode(&log_id)?;
@@ -132,7 +142,9 @@ impl<A: Aggregate> LogManager<A> {
 
     /// Hands a reduction that folded new events (or replaces a bad entry) to the writer.
     fn write_back(&self, key: &CacheKey, reduction: &Reduction<A>, purge: bool) {
-        let Some(link) = &self.inner.cache else { return };
+        let Some(link) = &self.inner.cache else {
+            return;
+        };
         let folded_new = reduction.cache != CacheOutcome::Hit || reduction.events_read > 1;
         let entry = if folded_new && self.inner.policy.should_cache(reduction) {
             encode(link, key, reduction)
@@ -145,7 +157,11 @@ impl<A: Aggregate> LogManager<A> {
     }
 }
 
-fn encode<A: Aggregate>(link: &CacheLink, key: &CacheKey, reduction: &Reduction<A>) -> Option<(u32, Vec<u8>)> {
+fn encode<A: Aggregate>(
+    link: &CacheLink,
+    key: &CacheKey,
+    reduction: &Reduction<A>,
+) -> Option<(u32, Vec<u8>)> {
     let entry = CacheEntry {
         through_index: reduction.through_index,
         fingerprint: reduction.fingerprint,
@@ -168,9 +184,14 @@ fn encode<A: Aggregate>(link: &CacheLink, key: &CacheKey, reduction: &Reduction<
 }
 
 /// Reads and decodes the cached entry; every failure is a miss, counted and logged.
-async fn read_cache<A: Aggregate>(link: &CacheLink, key: &CacheKey) -> (Option<CacheEntry<A>>, CacheOutcome) {
+async fn read_cache<A: Aggregate>(
+    link: &CacheLink,
+    key: &CacheKey,
+) -> (Option<CacheEntry<A>>, CacheOutcome) {
     let span = tracing::debug_span!("eventlogs.cache.get", key = %key);
-    let read = tokio::time::timeout(link.timeout, link.cache.get(key)).instrument(span).await;
+    let read = tokio::time::timeout(link.timeout, link.cache.get(key))
+        .instrument(span)
+        .await;
     let counters = &link.counters;
     match read {
         Ok(Ok(Some(bytes))) => match CacheEntry::<A>::decode(key, &bytes, link.max_entry_bytes) {

@@ -65,11 +65,14 @@ impl Shared {
     fn lock(&self) -> MutexGuard<'_, Queue> {
         // A panic while holding this lock cannot leave the queue inconsistent (every update
         // is a single insert or remove), so a poisoned lock is still usable.
-        self.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn publish(&self, queue: &Queue) {
-        self.outstanding.send_replace(queue.pending.len() + queue.in_flight);
+        self.outstanding
+            .send_replace(queue.pending.len() + queue.in_flight);
     }
 }
 
@@ -156,7 +159,9 @@ async fn run(shared: Arc<Shared>) {
             let mut queue = shared.lock();
             let mut batch = Vec::new();
             while batch.len() < shared.concurrency {
-                let Some(key) = queue.order.pop_front() else { break };
+                let Some(key) = queue.order.pop_front() else {
+                    break;
+                };
                 if let Some(job) = queue.pending.remove(&key) {
                     batch.push((key, job));
                 }
@@ -172,7 +177,8 @@ async fn run(shared: Arc<Shared>) {
             shared.wake.notified().await;
             continue;
         }
-        futures::future::join_all(batch.into_iter().map(|(key, job)| write(&shared, key, job))).await;
+        futures::future::join_all(batch.into_iter().map(|(key, job)| write(&shared, key, job)))
+            .await;
         let mut queue = shared.lock();
         queue.in_flight = 0;
         shared.publish(&queue);
@@ -196,8 +202,15 @@ async fn write(shared: &Shared, key: CacheKey, job: Job) {
                 }
             }
         }
-        let Some((through_index, bytes)) = job.entry else { return };
-        match tokio::time::timeout(shared.timeout, shared.cache.put(&key, through_index, &bytes)).await {
+        let Some((through_index, bytes)) = job.entry else {
+            return;
+        };
+        match tokio::time::timeout(
+            shared.timeout,
+            shared.cache.put(&key, through_index, &bytes),
+        )
+        .await
+        {
             Ok(Ok(true)) => bump(&counters.writes),
             Ok(Ok(false)) => {
                 bump(&counters.writes_superseded);
