@@ -1,4 +1,4 @@
-//! Conformance suites every eventlogs backend runs, and the aggregates they fold.
+//! Conformance suites every eventlogs backend runs, the aggregates they fold, and throwaway servers.
 //!
 //! Each behaviour is a plain `pub async fn` taking the backend under test; the macros
 //! [`event_store_suite!`], [`reduction_cache_suite!`] and [`log_manager_suite!`] expand them
@@ -13,13 +13,21 @@
 //! by fresh log ids and keys, so they run in parallel against one shared server.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+#[cfg(feature = "suites")]
 pub mod aggregates;
+#[cfg(feature = "suites")]
 pub mod cache_suite;
+#[cfg(feature = "suites")]
 pub mod manager_suite;
+#[cfg(feature = "suites")]
 pub mod model;
+pub mod servers;
+#[cfg(feature = "suites")]
 pub mod store_suite;
+#[cfg(feature = "suites")]
 mod support;
 
+#[cfg(feature = "suites")]
 pub use support::{assert_dense, fold_from_store, unique_key};
 
 /// Expands the `EventStore` conformance suite into one `#[tokio::test]` per behaviour.

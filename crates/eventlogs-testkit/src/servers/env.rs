@@ -1,0 +1,62 @@
+//! The environment variables that tell tests which servers to use, and skip-or-fail logic.
+
+/// PostgreSQL URL for server tests (set by `cargo xtask test`).
+pub const DATABASE_URL_VAR: &str = "EVENTLOGS_DATABASE_URL";
+/// Redis URL for server tests.
+pub const REDIS_URL_VAR: &str = "EVENTLOGS_REDIS_URL";
+/// Comma-separated `host:port` list of a Redis Cluster's masters.
+pub const CLUSTER_NODES_VAR: &str = "EVENTLOGS_REDIS_CLUSTER_NODES";
+/// `1`: a test whose server is missing fails instead of skipping.
+pub const REQUIRE_SERVICES_VAR: &str = "EVENTLOGS_REQUIRE_SERVICES";
+/// `1`: local server binaries are installed, so fault tests that start their own servers must run.
+pub const LOCAL_SERVERS_VAR: &str = "EVENTLOGS_LOCAL_SERVERS";
+
+fn flag(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"))
+}
+
+/// Whether missing servers are a failure (`EVENTLOGS_REQUIRE_SERVICES=1`).
+#[must_use]
+pub fn services_required() -> bool {
+    flag(REQUIRE_SERVICES_VAR)
+}
+
+/// Whether tests that start their own servers must run (`EVENTLOGS_LOCAL_SERVERS=1`).
+#[must_use]
+pub fn local_servers_required() -> bool {
+    flag(LOCAL_SERVERS_VAR)
+}
+
+/// The value of `var`, or `None` after a one-line skip message; panics instead when
+/// services are required.
+fn service(var: &str, what: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ => {
+            assert!(
+                !services_required(),
+                "{var} is not set but {REQUIRE_SERVICES_VAR}=1: this test needs {what}"
+            );
+            eprintln!("skipping: {var} is not set (run `cargo xtask test` to provision {what})");
+            None
+        }
+    }
+}
+
+/// The PostgreSQL URL to test against, or `None` (skip).
+#[must_use]
+pub fn database_url() -> Option<String> {
+    service(DATABASE_URL_VAR, "PostgreSQL")
+}
+
+/// The Redis URL to test against, or `None` (skip).
+#[must_use]
+pub fn redis_url() -> Option<String> {
+    service(REDIS_URL_VAR, "Redis")
+}
+
+/// The Redis Cluster masters to test against, or `None` (skip).
+#[must_use]
+pub fn cluster_nodes() -> Option<Vec<String>> {
+    service(CLUSTER_NODES_VAR, "a Redis Cluster").map(|v| v.split(',').map(str::to_owned).collect())
+}

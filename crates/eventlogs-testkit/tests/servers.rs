@@ -1,0 +1,273 @@
+//! The throwaway-server handles work: restart keeps data, kill and pause break clients until
+//! restart and resume, the cluster spans all slots, and nothing is left behind.
+#![allow(clippy::unwrap_used)]
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use eventlogs_testkit::servers::resp::{command, Reply};
+use eventlogs_testkit::servers::{
+    local_binaries_available, local_servers_required, PostgresServer, RedisCluster, RedisServer,
+};
+
+/// Whether to run: local binaries exist, or fail when xtask says they must.
+fn local() -> bool {
+    if local_binaries_available() {
+        return true;
+    }
+    assert!(
+        !local_servers_required(),
+        "EVENTLOGS_LOCAL_SERVERS=1 but PostgreSQL/Redis binaries are missing"
+    );
+    eprintln!("skipping: PostgreSQL/Redis binaries not installed");
+    false
+}
+
+async fn connect(url: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+    tokio::spawn(connection);
+    Ok(client)
+}
+
+fn alive(pid: u32) -> bool {
+    Command::new("kill")
+        .args(["-0", &pid.to_string()])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn pid_of(dir: &std::path::Path) -> u32 {
+    std::fs::read_to_string(dir.join(".pgid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+fn redis_cmd(addr: &str, args: &[&str]) -> std::io::Result<Reply> {
+    let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+    command(addr, &args, Duration::from_millis(500))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_restart_and_kill_keep_committed_data() {
+    if !local() {
+        return;
+    }
+    let mut pg = tokio::task::spawn_blocking(PostgresServer::start)
+        .await
+        .unwrap()
+        .unwrap();
+    let client = connect(&pg.url()).await.unwrap();
+    client
+        .batch_execute("CREATE TABLE t (v int); INSERT INTO t VALUES (1)")
+        .await
+        .unwrap();
+
+    pg = tokio::task::spawn_blocking(move || {
+        pg.restart().unwrap();
+        pg
+    })
+    .await
+    .unwrap();
+    assert!(
+        client.query_one("SELECT 1", &[]).await.is_err(),
+        "the old connection is gone"
+    );
+    let client = connect(&pg.url()).await.unwrap();
+    client
+        .execute("INSERT INTO t VALUES (2)", &[])
+        .await
+        .unwrap();
+
+    pg.kill();
+    assert!(
+        client.query_one("SELECT 1", &[]).await.is_err(),
+        "a killed server answers nothing"
+    );
+    assert!(
+        connect(&pg.url()).await.is_err(),
+        "a killed server accepts nothing"
+    );
+    pg = tokio::task::spawn_blocking(move || {
+        pg.restart().unwrap();
+        pg
+    })
+    .await
+    .unwrap();
+    let client = connect(&pg.url()).await.unwrap();
+    let rows: Vec<i32> = client
+        .query("SELECT v FROM t ORDER BY v", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(rows, [1, 2], "committed rows survive restart and SIGKILL");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_pause_hangs_clients_until_resume() {
+    if !local() {
+        return;
+    }
+    let pg = tokio::task::spawn_blocking(PostgresServer::start)
+        .await
+        .unwrap()
+        .unwrap();
+    let client = connect(&pg.url()).await.unwrap();
+    pg.pause();
+    let query = client.query_one("SELECT 41 + 1", &[]);
+    tokio::pin!(query);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), &mut query)
+            .await
+            .is_err(),
+        "paused: no answer"
+    );
+    pg.resume();
+    let row = tokio::time::timeout(Duration::from_secs(10), query)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        row.get::<_, i32>(0),
+        42,
+        "resumed: the same query completes"
+    );
+}
+
+#[test]
+fn redis_kill_pause_and_restart() {
+    if !local() {
+        return;
+    }
+    let mut redis = RedisServer::start().unwrap();
+    let addr = redis.addr();
+    assert_eq!(
+        redis_cmd(&addr, &["SET", "k", "v"]).unwrap(),
+        Reply::Status("OK".into())
+    );
+    redis.pause();
+    assert!(
+        redis_cmd(&addr, &["GET", "k"]).is_err(),
+        "paused: the command times out"
+    );
+    redis.resume();
+    assert_eq!(
+        redis_cmd(&addr, &["GET", "k"]).unwrap(),
+        Reply::Bulk(Some(b"v".to_vec()))
+    );
+    redis.kill();
+    assert!(
+        redis_cmd(&addr, &["PING"]).is_err(),
+        "killed: connection refused"
+    );
+    redis.restart().unwrap();
+    assert_eq!(redis.addr(), addr, "same port after restart");
+    assert_eq!(
+        redis_cmd(&addr, &["GET", "k"]).unwrap(),
+        Reply::Bulk(None),
+        "no persistence"
+    );
+    assert_eq!(
+        redis_cmd(&addr, &["SET", "k", "w"]).unwrap(),
+        Reply::Status("OK".into())
+    );
+}
+
+#[test]
+fn redis_cluster_accepts_keys_in_all_three_slot_ranges() {
+    if !local() {
+        return;
+    }
+    let cluster = RedisCluster::start().unwrap();
+    let addrs = cluster.addrs();
+    let mut owners = std::collections::HashSet::new();
+    for i in 0..30 {
+        let key = format!("key-{i}");
+        let mut addr = addrs[0].clone();
+        for _hop in 0..2 {
+            match redis_cmd(&addr, &["SET", &key, "x"]).unwrap() {
+                Reply::Status(ok) if ok == "OK" => {
+                    owners.insert(addr.clone());
+                    break;
+                }
+                Reply::Error(moved) if moved.starts_with("MOVED") => {
+                    addr = moved.split(' ').nth(2).unwrap().to_owned();
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(
+            redis_cmd(&addr, &["GET", &key]).unwrap(),
+            Reply::Bulk(Some(b"x".to_vec()))
+        );
+    }
+    assert_eq!(
+        owners.len(),
+        3,
+        "keys landed on all three masters: {owners:?}"
+    );
+}
+
+#[test]
+fn dropping_a_handle_leaves_no_process_or_file() {
+    if !local() {
+        return;
+    }
+    let redis = RedisServer::start().unwrap();
+    let (dir, pid) = (redis.dir().to_path_buf(), pid_of(redis.dir()));
+    let pg = PostgresServer::start().unwrap();
+    let (pg_dir, pg_pid) = (pg.dir().to_path_buf(), pid_of(pg.dir()));
+    assert!(alive(pid) && alive(pg_pid) && dir.exists() && pg_dir.exists());
+    drop(redis);
+    drop(pg);
+    assert!(!alive(pid) && !alive(pg_pid), "servers stopped");
+    assert!(!dir.exists() && !pg_dir.exists(), "files removed");
+}
+
+/// Run by the test below in a child process: starts servers, reports them, and exits without
+/// running any destructor, as a crash or Ctrl-C would.
+#[test]
+fn abandoned_servers_child() {
+    let Some(report) = std::env::var_os("EVENTLOGS_ABANDON_REPORT") else {
+        return;
+    };
+    let redis = RedisServer::start().unwrap();
+    let pg = PostgresServer::start().unwrap();
+    let lines = format!("{}\n{}\n", redis.dir().display(), pg.dir().display());
+    std::fs::write(report, lines).unwrap();
+    std::process::exit(0);
+}
+
+#[test]
+fn servers_of_a_process_that_dies_are_cleaned_up() {
+    if !local() {
+        return;
+    }
+    let report = std::env::temp_dir().join(format!("eventlogs-abandon-{}", std::process::id()));
+    let status = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "abandoned_servers_child", "--nocapture"])
+        .env("EVENTLOGS_ABANDON_REPORT", &report)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let dirs: Vec<PathBuf> = std::fs::read_to_string(&report)
+        .unwrap()
+        .lines()
+        .map(PathBuf::from)
+        .collect();
+    let _ = std::fs::remove_file(&report);
+    assert_eq!(dirs.len(), 2);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while dirs.iter().any(|d| d.exists()) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        dirs.iter().all(|d| !d.exists()),
+        "the watchdog removed {dirs:?}"
+    );
+}
