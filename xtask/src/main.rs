@@ -1,5 +1,6 @@
 //! `cargo xtask`: project automation. This file only dispatches to one module per command.
 
+mod services;
 mod test;
 #[cfg(test)]
 mod tidy;
@@ -10,7 +11,8 @@ use std::process::ExitCode;
 const USAGE: &str = "usage: cargo xtask <command> [args]
 
 commands:
-  test [args...]   run every test of the workspace (args go to the test runner)";
+  test [args...]   provision PostgreSQL and Redis, then run every test of the workspace
+                   against them (args go to the test runner, e.g. a name filter)";
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);

@@ -1,11 +1,42 @@
-//! `cargo xtask test`: runs every test of the workspace, including README and doc examples.
+//! `cargo xtask test`: provisions PostgreSQL and Redis, then runs every test of the workspace
+//! against them, including README and doc examples.
 
+use std::process::Command;
+
+use crate::services::Services;
 use crate::util::{cargo, has_cargo_subcommand, run as run_command};
 
 /// Runs the whole suite; `args` go to the test runner (for example a name filter).
 pub(crate) fn run(args: &[String]) -> Result<(), String> {
+    // Build first, so servers are not kept waiting through a compile.
+    run_command(cargo_with(
+        &[
+            "test",
+            "--workspace",
+            "--all-features",
+            "--no-run",
+            "--quiet",
+        ],
+        &Services::default(),
+    ))?;
+    let services = Services::provision()?;
+    let result = run_suites(args, &services);
+    drop(services);
+    result
+}
+
+fn cargo_with(args: &[&str], services: &Services) -> Command {
+    let mut command = cargo();
+    command.args(args);
+    for (name, value) in &services.env {
+        command.env(name, value);
+    }
+    command
+}
+
+fn run_suites(args: &[String], services: &Services) -> Result<(), String> {
     if has_cargo_subcommand("nextest") {
-        let mut nextest = cargo();
+        let mut nextest = cargo_with(&[], services);
         nextest.args([
             "nextest",
             "run",
@@ -17,7 +48,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         run_command(nextest)?;
     } else {
         println!("xtask: cargo-nextest not found; using cargo test");
-        let mut test = cargo();
+        let mut test = cargo_with(&[], services);
         test.args([
             "test",
             "--workspace",
@@ -30,7 +61,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         run_command(test)?;
     }
     // nextest does not run doctests; they include the README's examples.
-    let mut doc = cargo();
+    let mut doc = cargo_with(&[], services);
     doc.args(["test", "--workspace", "--all-features", "--doc", "--"]);
     doc.args(args);
     run_command(doc)

@@ -238,7 +238,13 @@ fn abandoned_servers_child() {
     };
     let redis = RedisServer::start().unwrap();
     let pg = PostgresServer::start().unwrap();
-    let lines = format!("{}\n{}\n", redis.dir().display(), pg.dir().display());
+    let lines = format!(
+        "{}\n{}\n{}\n{}\n",
+        redis.dir().display(),
+        pg.dir().display(),
+        pid_of(redis.dir()),
+        pid_of(pg.dir())
+    );
     std::fs::write(report, lines).unwrap();
     std::process::exit(0);
 }
@@ -255,19 +261,26 @@ fn servers_of_a_process_that_dies_are_cleaned_up() {
         .status()
         .unwrap();
     assert!(status.success());
-    let dirs: Vec<PathBuf> = std::fs::read_to_string(&report)
+    let lines: Vec<String> = std::fs::read_to_string(&report)
         .unwrap()
         .lines()
-        .map(PathBuf::from)
+        .map(str::to_owned)
         .collect();
     let _ = std::fs::remove_file(&report);
-    assert_eq!(dirs.len(), 2);
+    assert_eq!(lines.len(), 4);
+    let dirs: Vec<PathBuf> = lines[..2].iter().map(PathBuf::from).collect();
+    let pids: Vec<u32> = lines[2..].iter().map(|l| l.parse().unwrap()).collect();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while dirs.iter().any(|d| d.exists()) && std::time::Instant::now() < deadline {
+    let gone = || dirs.iter().all(|d| !d.exists()) && pids.iter().all(|p| !alive(*p));
+    while !gone() && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(
         dirs.iter().all(|d| !d.exists()),
         "the watchdog removed {dirs:?}"
+    );
+    assert!(
+        pids.iter().all(|p| !alive(*p)),
+        "the watchdog stopped {pids:?}"
     );
 }

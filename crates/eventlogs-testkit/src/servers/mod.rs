@@ -8,12 +8,14 @@
 //!
 //! This module uses only the standard library, so `xtask` can use it without a runtime.
 
+mod docker;
 mod env;
 mod postgres;
 mod process;
 mod redis;
 pub mod resp;
 
+pub use docker::{docker_available, Container};
 pub use env::{
     cluster_nodes, database_url, local_servers_required, redis_url, services_required,
     CLUSTER_NODES_VAR, DATABASE_URL_VAR, LOCAL_SERVERS_VAR, REDIS_URL_VAR, REQUIRE_SERVICES_VAR,

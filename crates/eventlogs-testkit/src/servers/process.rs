@@ -16,8 +16,8 @@ while kill -0 "$owner" 2>/dev/null; do sleep 0.5; done
 pg=$(cat "$dir/.pgid" 2>/dev/null)
 if [ -n "$pg" ]; then
   kids=$(pgrep -P "$pg")
-  kill -STOP $kids 2>/dev/null; kill -KILL -- "-$pg" 2>/dev/null
-  kill -KILL $kids 2>/dev/null; kill -CONT $kids 2>/dev/null
+  /bin/kill -s STOP $kids 2>/dev/null; /bin/kill -s KILL -- "-$pg" 2>/dev/null
+  /bin/kill -s KILL $kids 2>/dev/null; /bin/kill -s CONT $kids 2>/dev/null
 fi
 rm -rf "$dir""#;
 
