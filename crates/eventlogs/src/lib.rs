@@ -14,3 +14,13 @@ pub use eventlogs_core::*;
 #[cfg(feature = "fake")]
 #[cfg_attr(docsrs, doc(cfg(feature = "fake")))]
 pub use eventlogs_fake as fake;
+
+/// PostgreSQL event store.
+#[cfg(feature = "postgres-store")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres-store")))]
+pub use eventlogs_postgres as postgres;
+
+/// Redis reduction cache.
+#[cfg(feature = "redis-cache")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis-cache")))]
+pub use eventlogs_redis as redis;
