@@ -115,6 +115,17 @@ pub enum Error {
         after: Duration,
     },
 
+    /// A server reported an error that retrying will not fix (a permissions problem, a
+    /// broken schema). Not retryable.
+    #[error("{service} failed")]
+    Backend {
+        /// Which service failed, for example `"postgres"`.
+        service: &'static str,
+        /// The driver's error.
+        #[source]
+        source: BoxError,
+    },
+
     /// Stored data could not be read back: an event that no longer deserializes into the
     /// event type, or a row that breaks the store's invariants.
     #[error("corrupt data in {log_id} at index {index}: {reason}")]
@@ -156,6 +167,7 @@ impl Error {
             Self::InvalidInput(_) => "invalid_input",
             Self::Unavailable { .. } => "unavailable",
             Self::Timeout { .. } => "timeout",
+            Self::Backend { .. } => "backend",
             Self::Corrupt { .. } => "corrupt",
         }
     }

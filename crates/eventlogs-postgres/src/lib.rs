@@ -1,1 +1,31 @@
-//! PostgreSQL `EventStore` for eventlogs.
+//! PostgreSQL `EventStore` for eventlogs: dense logs, one winner per index and idempotency
+//! keys enforced by the database, one round trip per append, streamed reads.
+//!
+//! ```no_run
+//! # async fn demo() -> eventlogs_core::Result<()> {
+//! use eventlogs_postgres::PostgresEventStore;
+//! let store = PostgresEventStore::builder("postgres://app@127.0.0.1/app")
+//!     .schema("eventlogs")
+//!     .pool_size(16)
+//!     .build()?;
+//! store.migrate().await?;
+//! # Ok(()) }
+//! ```
+
+mod config;
+mod error;
+mod rows;
+mod schema;
+mod sql;
+mod store;
+#[cfg(feature = "tls")]
+mod tls;
+
+pub use config::{PostgresConfig, PostgresStoreBuilder};
+pub use schema::{migration_sql, Migration, MIGRATIONS};
+pub use store::PostgresEventStore;
+
+/// Re-exported so users can build a pool themselves for [`PostgresEventStore::from_pool`].
+pub use deadpool_postgres;
+/// Re-exported for the same reason.
+pub use tokio_postgres;

@@ -1,0 +1,281 @@
+//! `PostgresConfig` and its builder: URL or pool, schema, pool size, timeouts and limits.
+
+use std::fmt;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use eventlogs_core::{InvalidInput, Limits, Result};
+
+use crate::schema::valid_identifier;
+use crate::store::PostgresEventStore;
+
+/// Settings of a [`PostgresEventStore`]. Every field has a documented default.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct PostgresConfig {
+    /// Connection URL (`postgres://user:password@host:port/db?sslmode=…`) or key-value string.
+    /// Never printed: `Debug` shows it with the password replaced.
+    pub url: String,
+    /// Schema holding the tables (default `eventlogs`); a plain identifier `[a-z_][a-z0-9_]*`.
+    pub schema: String,
+    /// Maximum connections in the pool (default 16; on small servers more is slower, not faster).
+    pub pool_size: usize,
+    /// How long a call waits for a free connection before [`Error::Timeout`](eventlogs_core::Error::Timeout) (default 5 s).
+    pub checkout_timeout: Duration,
+    /// How long opening a connection may take (default 5 s).
+    pub connect_timeout: Duration,
+    /// Deadline of each statement, and of each row of a stream (default 10 s). A statement that
+    /// passes it fails with a retryable timeout and its connection is discarded.
+    pub statement_timeout: Duration,
+    /// Bounds on requests (default [`Limits::default`]).
+    pub limits: Limits,
+}
+
+impl Default for PostgresConfig {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            schema: "eventlogs".to_owned(),
+            pool_size: 16,
+            checkout_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(10),
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// The URL with any password replaced by `***`, for logs and `Debug`.
+pub(crate) fn redact(url: &str) -> String {
+    let mut out = url.to_owned();
+    // URL form: scheme://user:password@host
+    if let Some(scheme_end) = out.find("://") {
+        let rest_start = scheme_end + 3;
+        let authority_end = out[rest_start..]
+            .find(['/', '?'])
+            .map_or(out.len(), |i| rest_start + i);
+        if let Some(at) = out[rest_start..authority_end].rfind('@') {
+            let userinfo = &out[rest_start..rest_start + at];
+            if let Some(colon) = userinfo.find(':') {
+                out.replace_range(rest_start + colon + 1..rest_start + at, "***");
+            }
+        }
+    }
+    // Key-value form or query parameter: password=secret
+    let mut redacted = String::with_capacity(out.len());
+    let mut rest = out.as_str();
+    while let Some(i) = rest.find("password=") {
+        redacted.push_str(&rest[..i + "password=".len()]);
+        redacted.push_str("***");
+        rest = &rest[i + "password=".len()..];
+        let end = rest.find([' ', '&']).unwrap_or(rest.len());
+        rest = &rest[end..];
+    }
+    redacted.push_str(rest);
+    redacted
+}
+
+impl fmt::Debug for PostgresConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresConfig")
+            .field("url", &redact(&self.url))
+            .field("schema", &self.schema)
+            .field("pool_size", &self.pool_size)
+            .field("checkout_timeout", &self.checkout_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("statement_timeout", &self.statement_timeout)
+            .field("limits", &self.limits)
+            .finish()
+    }
+}
+
+/// Builds a [`PostgresEventStore`] from a URL or an existing pool.
+#[derive(Debug)]
+#[must_use]
+pub struct PostgresStoreBuilder {
+    config: PostgresConfig,
+    pool: Option<PoolDebug>,
+}
+
+/// An existing pool; deadpool's `Pool` has no `Debug` worth printing.
+struct PoolDebug(Pool);
+
+impl fmt::Debug for PoolDebug {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Pool { .. }")
+    }
+}
+
+impl PostgresStoreBuilder {
+    pub(crate) fn from_url(url: String) -> Self {
+        Self {
+            config: PostgresConfig {
+                url,
+                ..PostgresConfig::default()
+            },
+            pool: None,
+        }
+    }
+
+    pub(crate) fn from_pool(pool: Pool) -> Self {
+        Self {
+            config: PostgresConfig::default(),
+            pool: Some(PoolDebug(pool)),
+        }
+    }
+
+    /// Starts from a complete configuration.
+    pub fn config(mut self, config: PostgresConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The schema holding the tables (default `eventlogs`).
+    pub fn schema(mut self, schema: impl Into<String>) -> Self {
+        self.config.schema = schema.into();
+        self
+    }
+
+    /// Maximum connections (default 16). Ignored with an existing pool.
+    pub fn pool_size(mut self, size: usize) -> Self {
+        self.config.pool_size = size;
+        self
+    }
+
+    /// How long to wait for a free connection (default 5 s). Ignored with an existing pool.
+    pub fn checkout_timeout(mut self, timeout: Duration) -> Self {
+        self.config.checkout_timeout = timeout;
+        self
+    }
+
+    /// How long connecting may take (default 5 s). Ignored with an existing pool.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.config.connect_timeout = timeout;
+        self
+    }
+
+    /// Deadline of each statement and each streamed row (default 10 s).
+    pub fn statement_timeout(mut self, timeout: Duration) -> Self {
+        self.config.statement_timeout = timeout;
+        self
+    }
+
+    /// Bounds on requests (default [`Limits::default`]).
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.config.limits = limits;
+        self
+    }
+
+    /// Validates the configuration and creates the pool (no connection is opened yet).
+    pub fn build(self) -> Result<PostgresEventStore> {
+        let config = self.config;
+        if !valid_identifier(&config.schema) {
+            return Err(InvalidInput::Config(format!(
+                "schema {:?} is not a plain identifier ([a-z_][a-z0-9_]{{0,62}})",
+                config.schema
+            ))
+            .into());
+        }
+        if config.pool_size == 0 {
+            return Err(InvalidInput::Config("pool_size must be at least 1".into()).into());
+        }
+        let pool = match self.pool {
+            Some(PoolDebug(pool)) => pool,
+            None => create_pool(&config)?,
+        };
+        Ok(PostgresEventStore::new(pool, config))
+    }
+}
+
+fn create_pool(config: &PostgresConfig) -> Result<Pool> {
+    let invalid =
+        || InvalidInput::Config(format!("invalid PostgreSQL URL {}", redact(&config.url)));
+    let mut pg: tokio_postgres::Config = config.url.parse().map_err(|_| invalid())?;
+    pg.connect_timeout(config.connect_timeout);
+    if pg.get_application_name().is_none() {
+        pg.application_name("eventlogs");
+    }
+    let manager_config = ManagerConfig {
+        recycling_method: RecyclingMethod::Fast,
+    };
+    let manager = if pg.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
+        tls_manager(pg, manager_config)?
+    } else {
+        Manager::from_config(pg, tokio_postgres::NoTls, manager_config)
+    };
+    Pool::builder(manager)
+        .max_size(config.pool_size)
+        .wait_timeout(Some(config.checkout_timeout))
+        .create_timeout(Some(config.connect_timeout))
+        .recycle_timeout(Some(config.connect_timeout))
+        .runtime(Runtime::Tokio1)
+        .build()
+        .map_err(|e| InvalidInput::Config(format!("cannot build the pool: {e}")).into())
+}
+
+#[cfg(feature = "tls")]
+fn tls_manager(pg: tokio_postgres::Config, manager_config: ManagerConfig) -> Result<Manager> {
+    let connector = crate::tls::connector().map_err(InvalidInput::Config)?;
+    Ok(Manager::from_config(pg, connector, manager_config))
+}
+
+#[cfg(not(feature = "tls"))]
+fn tls_manager(_: tokio_postgres::Config, _: ManagerConfig) -> Result<Manager> {
+    Err(InvalidInput::Config(
+        "sslmode=require needs the `tls` feature of eventlogs-postgres".into(),
+    )
+    .into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_show() {
+        for url in [
+            "postgres://app:s3cret@db.example:5432/app",
+            "postgres://app:s3cret@db/app?sslmode=require",
+            "postgres://app@db/app?password=s3cret&sslmode=require",
+            "host=db user=app password=s3cret dbname=app",
+        ] {
+            let shown = redact(url);
+            assert!(!shown.contains("s3cret"), "{shown}");
+            let config = PostgresConfig {
+                url: url.to_owned(),
+                ..PostgresConfig::default()
+            };
+            assert!(!format!("{config:?}").contains("s3cret"));
+            let err = PostgresEventStore::builder(url)
+                .schema("Bad Name")
+                .build()
+                .unwrap_err();
+            assert!(!format!("{err:?} {err}").contains("s3cret"));
+        }
+        assert_eq!(redact("postgres://app@db/app"), "postgres://app@db/app");
+    }
+
+    #[test]
+    fn hostile_schema_names_are_refused_at_build() {
+        for schema in ["ev\"; drop table x;--", "", "Upper", "a b"] {
+            let err = PostgresEventStore::builder("postgres://u@127.0.0.1/db")
+                .schema(schema)
+                .build()
+                .unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    eventlogs_core::Error::InvalidInput(InvalidInput::Config(_))
+                ),
+                "{err:?}"
+            );
+        }
+        let err = PostgresEventStore::builder("not a url at all ://")
+            .build()
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            eventlogs_core::Error::InvalidInput(InvalidInput::Config(_))
+        ));
+    }
+}

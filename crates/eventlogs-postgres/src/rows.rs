@@ -1,0 +1,67 @@
+//! Decoding rows into events and key records, refusing values that break the store's invariants.
+
+use std::time::SystemTime;
+
+use eventlogs_core::{Error, LogId, RawEvent, Result, Timestamp};
+use tokio_postgres::Row;
+
+/// The stored record of an idempotency key.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct KeyRecord {
+    pub(crate) log_id: LogId,
+    pub(crate) first_index: u32,
+    pub(crate) count: u32,
+    pub(crate) request_hash: u64,
+}
+
+fn corrupt(log_id: &LogId, index: i64, reason: impl Into<String>) -> Error {
+    Error::Corrupt {
+        log_id: *log_id,
+        index: u64::try_from(index).unwrap_or(0),
+        reason: reason.into(),
+    }
+}
+
+/// A row of `event_index, recorded_at, payload::text, metadata::text, idempotency_key`.
+pub(crate) fn event(log_id: &LogId, row: &Row) -> Result<RawEvent> {
+    let index: i64 = row
+        .try_get(0)
+        .map_err(|e| corrupt(log_id, -1, e.to_string()))?;
+    let decode = |e: tokio_postgres::Error| corrupt(log_id, index, e.to_string());
+    let recorded_at: SystemTime = row.try_get(1).map_err(decode)?;
+    Ok(RawEvent {
+        index: u32::try_from(index)
+            .map_err(|_| corrupt(log_id, index, "index outside 0..=u32::MAX"))?,
+        recorded_at: Timestamp::from_system_time(recorded_at),
+        payload: row.try_get(2).map_err(decode)?,
+        metadata: row.try_get(3).map_err(decode)?,
+        idempotency_key: row.try_get(4).map_err(decode)?,
+    })
+}
+
+/// The key record in columns `at..at + 4` (`log_id, first_index, event_count, request_hash`),
+/// or `None` when they are null.
+pub(crate) fn key_record(row: &Row, at: usize) -> Result<Option<KeyRecord>> {
+    let bad = |e: String| Error::Backend {
+        service: "postgres",
+        source: format!("unreadable idempotency key row: {e}").into(),
+    };
+    let log_id: Option<uuid::Uuid> = row.try_get(at).map_err(|e| bad(e.to_string()))?;
+    let Some(log_id) = log_id else {
+        return Ok(None);
+    };
+    let first: i64 = row.try_get(at + 1).map_err(|e| bad(e.to_string()))?;
+    let count: i32 = row.try_get(at + 2).map_err(|e| bad(e.to_string()))?;
+    let hash: i64 = row.try_get(at + 3).map_err(|e| bad(e.to_string()))?;
+    Ok(Some(KeyRecord {
+        log_id: LogId::from_u128(log_id.as_u128()),
+        first_index: u32::try_from(first).map_err(|e| bad(e.to_string()))?,
+        count: u32::try_from(count).map_err(|e| bad(e.to_string()))?,
+        request_hash: hash as u64,
+    }))
+}
+
+/// The database form of a log id.
+pub(crate) fn uuid(log_id: &LogId) -> uuid::Uuid {
+    uuid::Uuid::from_u128(log_id.to_u128())
+}

@@ -1,0 +1,118 @@
+//! Versioned migrations: the tables, applied under an advisory lock and recorded by version.
+
+/// One schema migration. `sql` uses `{schema}` where the schema name goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Migration {
+    /// Version number, applied in increasing order.
+    pub version: i32,
+    /// What it does.
+    pub description: &'static str,
+    /// The statements, with `{schema}` for the (validated, quoted) schema name.
+    pub sql: &'static str,
+}
+
+/// Every migration, in order. [`PostgresEventStore::migrate`](crate::PostgresEventStore::migrate)
+/// applies the pending ones; teams that run migrations themselves use [`migration_sql`].
+///
+/// Every unique constraint includes its table's distribution key (`events` by `log_id`,
+/// `idempotency_keys` by `key`), so the schema can be distributed with Citus.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    description: "events and idempotency keys",
+    sql: r#"
+CREATE SEQUENCE {schema}.event_position;
+
+CREATE TABLE {schema}.events (
+    log_id          uuid        NOT NULL,
+    event_index     bigint      NOT NULL CHECK (event_index BETWEEN 0 AND 4294967295),
+    recorded_at     timestamptz NOT NULL DEFAULT now(),
+    payload         jsonb       NOT NULL,
+    metadata        jsonb,
+    idempotency_key text,
+    position        bigint      NOT NULL DEFAULT nextval('{schema}.event_position'),
+    transaction_id  xid8        NOT NULL DEFAULT pg_current_xact_id(),
+    PRIMARY KEY (log_id, event_index)
+);
+
+CREATE TABLE {schema}.idempotency_keys (
+    key          text        NOT NULL PRIMARY KEY,
+    log_id       uuid        NOT NULL,
+    first_index  bigint      NOT NULL,
+    event_count  integer     NOT NULL,
+    request_hash bigint      NOT NULL,
+    created_at   timestamptz NOT NULL DEFAULT now()
+);
+"#,
+}];
+
+/// The bookkeeping table every migration run creates first.
+pub(crate) const MIGRATIONS_TABLE: &str = r#"
+CREATE TABLE IF NOT EXISTS {schema}.schema_migrations (
+    version     integer     NOT NULL PRIMARY KEY,
+    description text        NOT NULL,
+    applied_at  timestamptz NOT NULL DEFAULT now()
+)"#;
+
+/// The complete SQL of every migration for `schema`, for teams that apply migrations with
+/// their own tooling. Returns `None` when `schema` is not a valid identifier
+/// (`[a-z_][a-z0-9_]{0,62}`).
+#[must_use]
+pub fn migration_sql(schema: &str) -> Option<String> {
+    let quoted = quote_schema(schema)?;
+    let mut sql = format!("CREATE SCHEMA IF NOT EXISTS {quoted};\n");
+    sql.push_str(&MIGRATIONS_TABLE.replace("{schema}", &quoted));
+    sql.push_str(";\n");
+    for m in MIGRATIONS {
+        sql.push_str(&format!("\n-- version {}: {}\n", m.version, m.description));
+        sql.push_str(&m.sql.replace("{schema}", &quoted));
+        sql.push_str(&format!(
+            "INSERT INTO {quoted}.schema_migrations (version, description) VALUES ({}, '{}');\n",
+            m.version, m.description
+        ));
+    }
+    Some(sql)
+}
+
+/// Whether `name` is a plain lowercase identifier PostgreSQL stores as written.
+pub(crate) fn valid_identifier(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 63
+        && (bytes[0].is_ascii_lowercase() || bytes[0] == b'_')
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'_')
+}
+
+/// The schema name in double quotes, once it is known to be a plain identifier.
+pub(crate) fn quote_schema(name: &str) -> Option<String> {
+    valid_identifier(name).then(|| format!("\"{name}\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_identifiers_are_schema_names() {
+        for good in ["eventlogs", "_x", "app_events_2"] {
+            assert!(valid_identifier(good), "{good}");
+        }
+        for bad in [
+            "",
+            "Events",
+            "ev\"; drop table x;--",
+            "1abc",
+            "a-b",
+            "a b",
+            &"a".repeat(64),
+            "é",
+        ] {
+            assert!(!valid_identifier(bad), "{bad}");
+        }
+        assert!(migration_sql("ev\"; drop table x;--").is_none());
+        let sql = migration_sql("app").unwrap();
+        assert!(sql.contains("CREATE TABLE \"app\".events"));
+        assert!(!sql.contains("{schema}"));
+    }
+}

@@ -1,0 +1,68 @@
+//! The statements of the store, built once from the validated schema name.
+
+/// Every statement the store prepares, with the schema spliced in (it is validated as a plain
+/// identifier first; no other value is ever spliced: everything else is a bind parameter).
+#[derive(Debug)]
+pub(crate) struct Statements {
+    /// `$1` log id, `$2` expected index, `$3` payloads (`text[]` of JSON), `$4` metadata JSON,
+    /// `$5` idempotency key, `$6` request hash. One statement: checks the key, checks that the
+    /// previous index exists, inserts the events and the key atomically. Returns the count
+    /// inserted, the commit time, whether the previous index existed, and the key's record.
+    pub(crate) append: String,
+    /// `$1` log id, `$2` from index, `$3` limit.
+    pub(crate) load: String,
+    /// `$1` log id, `$2` from index.
+    pub(crate) stream: String,
+    /// `$1` key.
+    pub(crate) key: String,
+    /// `$1` log id: whether index 0 exists.
+    pub(crate) log_exists: String,
+}
+
+const COLUMNS: &str = "event_index, recorded_at, payload::text, metadata::text, idempotency_key";
+
+impl Statements {
+    pub(crate) fn new(schema: &str) -> Self {
+        let append = format!(
+            r#"WITH used AS (
+    SELECT log_id, first_index, event_count, request_hash
+    FROM {schema}.idempotency_keys WHERE $5::text IS NOT NULL AND key = $5::text
+), allowed AS (
+    SELECT NOT EXISTS (SELECT 1 FROM used)
+       AND ($2::bigint = 0 OR EXISTS (
+            SELECT 1 FROM {schema}.events WHERE log_id = $1::uuid AND event_index = $2::bigint - 1)) AS ok
+), inserted AS (
+    INSERT INTO {schema}.events (log_id, event_index, payload, metadata, idempotency_key)
+    SELECT $1::uuid, $2::bigint + e.ord - 1, e.payload::jsonb, $4::text::jsonb, $5::text
+    FROM unnest($3::text[]) WITH ORDINALITY AS e(payload, ord)
+    WHERE (SELECT ok FROM allowed)
+    RETURNING recorded_at
+), key_row AS (
+    INSERT INTO {schema}.idempotency_keys (key, log_id, first_index, event_count, request_hash)
+    SELECT $5::text, $1::uuid, $2::bigint, cardinality($3::text[]), $6::bigint
+    WHERE $5::text IS NOT NULL AND EXISTS (SELECT 1 FROM inserted)
+)
+SELECT (SELECT count(*) FROM inserted),
+       (SELECT min(recorded_at) FROM inserted),
+       ($2::bigint = 0 OR EXISTS (
+            SELECT 1 FROM {schema}.events WHERE log_id = $1::uuid AND event_index = $2::bigint - 1)),
+       u.log_id, u.first_index, u.event_count, u.request_hash
+FROM (SELECT 1) AS one LEFT JOIN used AS u ON true"#
+        );
+        Self {
+            append,
+            load: format!(
+                "SELECT {COLUMNS} FROM {schema}.events WHERE log_id = $1 AND event_index >= $2 \
+                 ORDER BY event_index LIMIT $3"
+            ),
+            stream: format!(
+                "SELECT {COLUMNS} FROM {schema}.events WHERE log_id = $1 AND event_index >= $2 \
+                 ORDER BY event_index"
+            ),
+            key: format!(
+                "SELECT log_id, first_index, event_count, request_hash FROM {schema}.idempotency_keys WHERE key = $1"
+            ),
+            log_exists: format!("SELECT EXISTS (SELECT 1 FROM {schema}.events WHERE log_id = $1 AND event_index = 0)"),
+        }
+    }
+}

@@ -1,0 +1,34 @@
+//! Connecting the tests to the PostgreSQL that `cargo xtask test` provides.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use eventlogs_core::{EventStore, ReductionCache};
+use eventlogs_postgres::PostgresEventStore;
+
+/// The schema every conformance test shares (tests isolate by fresh log ids and keys).
+pub(crate) const SCHEMA: &str = "eventlogs_test";
+
+/// A migrated store on the test database, or `None` to skip.
+pub(crate) async fn store() -> Option<PostgresEventStore> {
+    let url = eventlogs_testkit::servers::database_url()?;
+    let store = PostgresEventStore::builder(url)
+        .schema(SCHEMA)
+        .build()
+        .unwrap();
+    store.migrate().await.unwrap();
+    Some(store)
+}
+
+/// The store as a trait object.
+pub(crate) async fn dyn_store() -> Option<Arc<dyn EventStore>> {
+    Some(Arc::new(store().await?))
+}
+
+/// The store with the in-memory cache.
+pub(crate) async fn with_fake_cache() -> Option<(Arc<dyn EventStore>, Arc<dyn ReductionCache>)> {
+    Some((
+        dyn_store().await?,
+        Arc::new(eventlogs_fake::FakeReductionCache::new()),
+    ))
+}

@@ -1,0 +1,246 @@
+//! PostgreSQL-specific promises: heavy contention, the u32 edge, migrations, construction.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use eventlogs_core::{
+    AppendOptions, AppendRequest, Error, EventStore, InvalidInput, LogId, LogManager, LogState,
+    NewEvent,
+};
+use eventlogs_fake::FakeReductionCache;
+use eventlogs_postgres::PostgresEventStore;
+use eventlogs_testkit::aggregates::{Entry, Tally};
+use eventlogs_testkit::{assert_dense, fold_from_store};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sixty_four_contending_writers_lose_and_duplicate_nothing() {
+    const WRITERS: i64 = 64;
+    const EACH: i64 = 100;
+    let Some(store) = common::store().await else {
+        return;
+    };
+    let store: Arc<dyn EventStore> = Arc::new(store);
+    let logs: LogManager<Tally> = LogManager::builder(Arc::clone(&store))
+        .cache(FakeReductionCache::new())
+        .build();
+    let log = LogId::new();
+    logs.create(&log, &Entry::of(0), &AppendOptions::default())
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let logs = logs.clone();
+            tokio::spawn(async move {
+                let (mut attempts, mut conflicts) = (0u64, 0u64);
+                for i in 0..EACH {
+                    loop {
+                        attempts += 1;
+                        let state = logs.reduce(&log).await.unwrap().state();
+                        match logs
+                            .append(
+                                &log,
+                                &state,
+                                &Entry::of(w * 1_000 + i),
+                                &AppendOptions::default(),
+                            )
+                            .await
+                        {
+                            Ok(_) => break,
+                            Err(e) if e.is_conflict() => {
+                                conflicts += 1;
+                                // Back off a little so the winner's successors are not starved.
+                                tokio::time::sleep(Duration::from_micros(200 * (conflicts % 8)))
+                                    .await;
+                            }
+                            Err(e) => panic!("unexpected {e:?}"),
+                        }
+                    }
+                }
+                (attempts, conflicts)
+            })
+        })
+        .collect();
+    let (mut attempts, mut conflicts) = (0, 0);
+    for t in tasks {
+        let (a, c) = t.await.unwrap();
+        attempts += a;
+        conflicts += c;
+    }
+    let events = assert_dense(&store, &log).await;
+    assert_eq!(
+        events.len() as i64,
+        WRITERS * EACH + 1,
+        "exactly 6,400 appended events plus the first"
+    );
+    let reference: Tally = fold_from_store(&store, &log).await;
+    let expected: i64 = (0..WRITERS)
+        .flat_map(|w| (0..EACH).map(move |i| w * 1_000 + i))
+        .sum();
+    assert_eq!((reference.sum, reference.out_of_order), (expected, 0));
+    let reduced = logs.reduce(&log).await.unwrap();
+    assert_eq!(reduced.aggregate, reference);
+    assert_eq!(reduced.state().next_index(), 6_401);
+    eprintln!(
+        "64 writers x 100 appends: {} wins, {attempts} attempts, {conflicts} conflicts, 0 lost, 0 duplicated, {:?}",
+        WRITERS * EACH,
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn u32_max_is_the_last_index_a_log_holds() {
+    let Some(store) = common::store().await else {
+        return;
+    };
+    let log = LogId::new();
+    let client = store.pool().get().await.unwrap();
+    let uuid = uuid::Uuid::from_u128(log.to_u128());
+    // Seed the end of a very long log directly (4 billion rows are not needed to test the edge).
+    let insert = format!(
+        "INSERT INTO {}.events (log_id, event_index, payload) VALUES ($1, $2, '{{\"amount\":1,\"note\":\"\"}}')",
+        common::SCHEMA
+    );
+    client
+        .execute(&insert, &[&uuid, &(i64::from(u32::MAX) - 1)])
+        .await
+        .unwrap();
+    let over = client
+        .execute(&insert, &[&uuid, &(i64::from(u32::MAX) + 1)])
+        .await;
+    assert!(
+        over.is_err(),
+        "the table itself refuses an index past u32::MAX"
+    );
+    let event = || vec![NewEvent::new(&Entry::of(1)).unwrap()];
+    let at_max = LogState::new(log, u64::from(u32::MAX));
+    let written = store
+        .append(&AppendRequest::new(at_max, event(), None, None))
+        .await
+        .unwrap();
+    assert_eq!(written.first_index, u32::MAX);
+    assert_eq!(written.state().next_index(), u64::from(u32::MAX) + 1);
+    let err = store
+        .append(&AppendRequest::new(written.state(), event(), None, None))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::LogFull { .. }), "{err:?}");
+    let tail = store.load(&log, u32::MAX - 1, 10).await.unwrap();
+    assert_eq!(
+        tail.iter().map(|e| e.index).collect::<Vec<_>>(),
+        [u32::MAX - 1, u32::MAX]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn migrations_run_twice_and_concurrently() {
+    let Some(url) = eventlogs_testkit::servers::database_url() else {
+        return;
+    };
+    let schema = format!(
+        "migrate_{}",
+        LogId::new().to_string().to_lowercase().replace("log_", "")
+    );
+    let stores: Vec<PostgresEventStore> = (0..4)
+        .map(|_| {
+            PostgresEventStore::builder(url.clone())
+                .schema(schema.clone())
+                .pool_size(2)
+                .build()
+                .unwrap()
+        })
+        .collect();
+    let runs: Vec<_> = stores
+        .iter()
+        .cloned()
+        .map(|s| tokio::spawn(async move { s.migrate().await }))
+        .collect();
+    for run in runs {
+        run.await.unwrap().unwrap();
+    }
+    stores[0].migrate().await.unwrap();
+    let client = stores[0].pool().get().await.unwrap();
+    let versions: Vec<i32> = client
+        .query(
+            &format!("SELECT version FROM {schema}.schema_migrations ORDER BY version"),
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let expected: Vec<i32> = eventlogs_postgres::MIGRATIONS
+        .iter()
+        .map(|m| m.version)
+        .collect();
+    assert_eq!(versions, expected, "each migration recorded once");
+    let log = LogId::new();
+    let req = AppendRequest::new(
+        LogState::empty(log),
+        vec![NewEvent::new(&1).unwrap()],
+        None,
+        None,
+    );
+    stores[1].append(&req).await.unwrap();
+    client
+        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_store_on_an_existing_pool_works_and_an_unmigrated_schema_is_a_config_error() {
+    let Some(store) = common::store().await else {
+        return;
+    };
+    let shared = PostgresEventStore::from_pool(store.pool().clone())
+        .schema(common::SCHEMA)
+        .build()
+        .unwrap();
+    let log = LogId::new();
+    let req = AppendRequest::new(
+        LogState::empty(log),
+        vec![NewEvent::new(&7).unwrap()],
+        None,
+        None,
+    );
+    shared.append(&req).await.unwrap();
+    assert_eq!(store.load(&log, 0, 1).await.unwrap().len(), 1);
+    let missing = PostgresEventStore::from_pool(store.pool().clone())
+        .schema("never_migrated")
+        .build()
+        .unwrap();
+    let err = missing.append(&req).await.unwrap_err();
+    assert!(
+        matches!(err, Error::InvalidInput(InvalidInput::Config(_))),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn requests_are_checked_before_anything_is_sent() {
+    // Nothing listens on port 1: any network use would fail with Unavailable or Timeout.
+    let store = PostgresEventStore::builder("postgres://app:s3cret@127.0.0.1:1/none")
+        .build()
+        .unwrap();
+    let huge = NewEvent::new(&"x".repeat(store.config().limits.event_bytes() + 1)).unwrap();
+    let req = AppendRequest::new(LogState::empty(LogId::new()), vec![huge], None, None);
+    let err = store.append(&req).await.unwrap_err();
+    assert!(
+        matches!(err, Error::InvalidInput(InvalidInput::EventTooLarge { .. })),
+        "{err:?}"
+    );
+    let unreachable = store.load(&LogId::new(), 0, 1).await.unwrap_err();
+    assert!(unreachable.is_retryable(), "{unreachable:?}");
+    for shown in [
+        format!("{store:?}"),
+        format!("{unreachable:?}"),
+        unreachable.to_string(),
+    ] {
+        assert!(!shown.contains("s3cret"), "{shown}");
+    }
+}
