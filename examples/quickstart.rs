@@ -1,11 +1,16 @@
 //! Quickstart: bank accounts as event logs — idempotent create, reduce, a guarded debit,
 //! a reduce served from the cache, a concurrent append handled, and paging.
 //!
-//! Run with `cargo run --example quickstart` (set `RUST_LOG=eventlogs=debug` to watch the
-//! library's spans and events).
+//! Run with `cargo run --example quickstart`: it uses the in-memory store and cache, or
+//! PostgreSQL when `EVENTLOGS_DATABASE_URL` is set and Redis when `EVENTLOGS_REDIS_URL` is set.
+//! `RUST_LOG=eventlogs=debug` shows the library's spans and events.
+
+use std::sync::Arc;
 
 use eventlogs::fake::{FakeEventStore, FakeReductionCache};
-use eventlogs::{Aggregate, AppendOptions, CacheOutcome, Error, EventRecord, LogId, LogManager};
+use eventlogs::{
+    Aggregate, AppendOptions, CacheOutcome, Error, EventRecord, EventStore, LogId, LogManager, ReductionCache,
+};
 use serde::{Deserialize, Serialize};
 
 /// What can happen to an account.
@@ -57,19 +62,41 @@ async fn withdraw(logs: &LogManager<Account>, id: &LogId, amount: u64) -> Result
     }
 }
 
+/// PostgreSQL when `EVENTLOGS_DATABASE_URL` is set, else the in-memory store.
+async fn store() -> Result<Arc<dyn EventStore>, Error> {
+    match std::env::var("EVENTLOGS_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => {
+            let store = eventlogs::postgres::PostgresEventStore::builder(url).build()?;
+            store.migrate().await?;
+            println!("store: PostgreSQL at {}", store.config().url_redacted());
+            Ok(Arc::new(store))
+        }
+        _ => {
+            println!("store: in memory (set EVENTLOGS_DATABASE_URL to use PostgreSQL)");
+            Ok(Arc::new(FakeEventStore::new()))
+        }
+    }
+}
+
+/// Redis when `EVENTLOGS_REDIS_URL` is set, else the in-memory cache.
+async fn cache() -> Result<Arc<dyn ReductionCache>, Error> {
+    println!("cache: in memory (set EVENTLOGS_REDIS_URL to use Redis)");
+    Ok(Arc::new(FakeReductionCache::new()))
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .init();
 
-    let logs = LogManager::<Account>::builder(FakeEventStore::new())
-        .cache(FakeReductionCache::new())
-        .build();
-    println!("backend: in-memory store and cache");
+    let (store, cache) = (store().await?, cache().await?);
+    let logs = LogManager::<Account>::builder(store).cache(cache).build();
 
     // 1. Create an account idempotently: the retry (say, after a timeout) writes nothing.
-    let open = AppendOptions::default().idempotency_key("open-account-alice-1");
+    // The key identifies the request; a real service takes it from the client's request.
+    let request_id = LogId::new().ulid();
+    let open = AppendOptions::default().idempotency_key(format!("open-account-{request_id}"));
     let id = LogId::new();
     let state = logs
         .create(

@@ -75,6 +75,14 @@ pub(crate) fn redact(url: &str) -> String {
     redacted
 }
 
+impl PostgresConfig {
+    /// The URL with its password replaced by `***`, safe to log.
+    #[must_use]
+    pub fn url_redacted(&self) -> String {
+        redact(&self.url)
+    }
+}
+
 impl fmt::Debug for PostgresConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PostgresConfig")
