@@ -4,11 +4,17 @@
 /// identifier first; no other value is ever spliced: everything else is a bind parameter).
 #[derive(Debug)]
 pub(crate) struct Statements {
-    /// `$1` log id, `$2` expected index, `$3` payloads (`text[]` of JSON), `$4` metadata JSON,
-    /// `$5` idempotency key, `$6` request hash. One statement: checks the key, checks that the
-    /// previous index exists, inserts the events and the key atomically. Returns the count
-    /// inserted, the commit time, whether the previous index existed, and the key's record.
+    /// With an idempotency key: `$1` log id, `$2` expected index, `$3` payloads (`text[]` of
+    /// JSON), `$4` metadata JSON, `$5` key, `$6` request hash. One statement: checks the key,
+    /// checks that the previous index exists, inserts the events and the key atomically.
+    /// Returns the count inserted, the commit time and the key's stored record, if any.
     pub(crate) append: String,
+    /// The common case, one event without a key: `$1` log id, `$2` index, `$3` payload JSON,
+    /// `$4` metadata JSON. Inserts only when the previous index exists; returns the commit time,
+    /// or no row when it does not.
+    pub(crate) append_one: String,
+    /// A batch without a key: as `append_one` with `$3` a `text[]` of payloads; one row per event.
+    pub(crate) append_many: String,
     /// `$1` log id, `$2` from index, `$3` limit.
     pub(crate) load: String,
     /// `$1` log id, `$2` from index.
@@ -44,13 +50,25 @@ impl Statements {
 )
 SELECT (SELECT count(*) FROM inserted),
        (SELECT min(recorded_at) FROM inserted),
-       ($2::bigint = 0 OR EXISTS (
-            SELECT 1 FROM {schema}.events WHERE log_id = $1::uuid AND event_index = $2::bigint - 1)),
        u.log_id, u.first_index, u.event_count, u.request_hash
 FROM (SELECT 1) AS one LEFT JOIN used AS u ON true"#
         );
+        let previous = format!(
+            "($2::bigint = 0 OR EXISTS (SELECT 1 FROM {schema}.events WHERE log_id = $1::uuid AND event_index = $2::bigint - 1))"
+        );
         Self {
             append,
+            append_one: format!(
+                "INSERT INTO {schema}.events (log_id, event_index, payload, metadata) \
+                 SELECT $1::uuid, $2::bigint, $3::text::jsonb, $4::text::jsonb WHERE {previous} \
+                 RETURNING recorded_at"
+            ),
+            append_many: format!(
+                "INSERT INTO {schema}.events (log_id, event_index, payload, metadata) \
+                 SELECT $1::uuid, $2::bigint + e.ord - 1, e.payload::jsonb, $4::text::jsonb \
+                 FROM unnest($3::text[]) WITH ORDINALITY AS e(payload, ord) WHERE {previous} \
+                 RETURNING recorded_at"
+            ),
             load: format!(
                 "SELECT {COLUMNS} FROM {schema}.events WHERE log_id = $1 AND event_index >= $2 \
                  ORDER BY event_index LIMIT $3"

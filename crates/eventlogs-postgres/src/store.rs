@@ -12,6 +12,7 @@ use eventlogs_core::{
 };
 use futures::StreamExt;
 use tokio_postgres::types::ToSql;
+use tokio_postgres::Row;
 
 use crate::config::{redact, PostgresConfig, PostgresStoreBuilder};
 use crate::error::{classify, pool_error, query_error, statement_timeout, Failure};
@@ -99,6 +100,25 @@ impl PostgresEventStore {
         })
     }
 
+    /// Runs one prepared statement within the statement timeout. The outer error is the pool's
+    /// or the deadline's; the inner one is the statement's, left to the caller to classify.
+    async fn rows(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Result<Vec<Row>, tokio_postgres::Error>> {
+        let client = self.client().await?;
+        let after = self.inner.config.statement_timeout;
+        let work = async {
+            let stmt = client.prepare_cached(sql).await?;
+            client.query(&stmt, params).await
+        };
+        match tokio::time::timeout(after, work).await {
+            Ok(rows) => Ok(rows),
+            Err(_) => Err(discard(client, after)),
+        }
+    }
+
     /// Creates or upgrades the schema: applies every pending [`MIGRATIONS`] entry in one
     /// transaction under an advisory lock, so concurrent calls from several processes are safe
     /// and a second call does nothing.
@@ -145,33 +165,82 @@ impl PostgresEventStore {
     }
 
     async fn key_record(&self, key: &str) -> Result<Option<KeyRecord>> {
-        let client = self.client().await?;
-        let after = self.inner.config.statement_timeout;
-        let work = async {
-            let stmt = client.prepare_cached(&self.inner.sql.key).await?;
-            client.query_opt(&stmt, &[&key]).await
-        };
-        let row = match tokio::time::timeout(after, work).await {
-            Ok(row) => row.map_err(query_error)?,
-            Err(_) => return Err(discard(client, after)),
-        };
-        row.map(|r| rows::key_record(&r, 0))
+        let rows = self
+            .rows(&self.inner.sql.key, &[&key])
+            .await?
+            .map_err(query_error)?;
+        rows.first()
+            .map(|r| rows::key_record(r, 0))
             .transpose()
             .map(Option::flatten)
     }
 
     async fn log_exists(&self, log_id: &LogId) -> Result<bool> {
-        let client = self.client().await?;
-        let after = self.inner.config.statement_timeout;
-        let uuid = rows::uuid(log_id);
-        let work = async {
-            let stmt = client.prepare_cached(&self.inner.sql.log_exists).await?;
-            client.query_one(&stmt, &[&uuid]).await
+        let rows = self
+            .rows(&self.inner.sql.log_exists, &[&rows::uuid(log_id)])
+            .await?
+            .map_err(query_error)?;
+        Ok(rows.first().is_some_and(|r| r.get(0)))
+    }
+
+    /// Runs the append statement that fits the request: without a key, a plain conditional
+    /// INSERT (one event, or `unnest` for a batch); with a key, the statement that also checks
+    /// and stores the key.
+    async fn insert(
+        &self,
+        request: &AppendRequest,
+    ) -> Result<Result<Inserted, tokio_postgres::Error>> {
+        let uuid = rows::uuid(&request.log_id());
+        let expected = i64::try_from(request.expected_index()).unwrap_or(i64::MAX);
+        let metadata = request.metadata();
+        let sql = &self.inner.sql;
+        let events = request.events();
+        let Some(key) = request.idempotency_key() else {
+            let rows = if events.len() == 1 {
+                self.rows(
+                    &sql.append_one,
+                    &[&uuid, &expected, &events[0].json(), &metadata],
+                )
+                .await?
+            } else {
+                let payloads: Vec<&str> = events.iter().map(|e| e.json()).collect();
+                self.rows(&sql.append_many, &[&uuid, &expected, &payloads, &metadata])
+                    .await?
+            };
+            return Ok(rows.map(|rows| match rows.first() {
+                Some(row) => Inserted::Events {
+                    count: rows.len() as u32,
+                    recorded_at: row.get(0),
+                },
+                None => Inserted::PreviousMissing,
+            }));
         };
-        match tokio::time::timeout(after, work).await {
-            Ok(row) => Ok(row.map_err(query_error)?.get(0)),
-            Err(_) => Err(discard(client, after)),
-        }
+        let payloads: Vec<&str> = events.iter().map(|e| e.json()).collect();
+        let hash = request.request_hash() as i64;
+        let rows = self
+            .rows(
+                &sql.append,
+                &[&uuid, &expected, &payloads, &metadata, &key, &hash],
+            )
+            .await?;
+        Ok(rows.and_then(|rows| {
+            let Some(row) = rows.first() else {
+                return Ok(Inserted::PreviousMissing);
+            };
+            let count: i64 = row.try_get(0)?;
+            Ok(if count > 0 {
+                Inserted::Events {
+                    count: u32::try_from(count).unwrap_or(u32::MAX),
+                    recorded_at: row.try_get(1)?,
+                }
+            } else {
+                match rows::key_record(row, 2) {
+                    Ok(Some(used)) => Inserted::KeyUsed(used),
+                    Ok(None) => Inserted::PreviousMissing,
+                    Err(error) => Inserted::Unreadable(error),
+                }
+            })
+        }))
     }
 
     /// The error for a key that is already stored.
@@ -191,36 +260,25 @@ impl PostgresEventStore {
     }
 }
 
+/// What an append statement did.
+enum Inserted {
+    /// Wrote `count` events committed at `recorded_at`.
+    Events { count: u32, recorded_at: SystemTime },
+    /// Wrote nothing: the key was already stored.
+    KeyUsed(KeyRecord),
+    /// Wrote nothing: the index before the expected one does not exist.
+    PreviousMissing,
+    /// The statement's answer could not be decoded.
+    Unreadable(Error),
+}
+
 #[async_trait]
 impl EventStore for PostgresEventStore {
     async fn append(&self, request: &AppendRequest) -> Result<Appended> {
         request.validate(&self.inner.config.limits)?;
         let log_id = request.log_id();
-        let expected = i64::try_from(request.expected_index()).unwrap_or(i64::MAX);
-        let payloads: Vec<&str> = request.events().iter().map(|e| e.json()).collect();
-        let hash = request.request_hash() as i64;
-        let uuid = rows::uuid(&log_id);
-        let params: [&(dyn ToSql + Sync); 6] = [
-            &uuid,
-            &expected,
-            &payloads,
-            &request.metadata(),
-            &request.idempotency_key(),
-            &hash,
-        ];
-        let client = self.client().await?;
-        let after = self.inner.config.statement_timeout;
-        let work = async {
-            let stmt = client.prepare_cached(&self.inner.sql.append).await?;
-            client.query_one(&stmt, &params).await
-        };
-        let outcome = match tokio::time::timeout(after, work).await {
-            Ok(outcome) => outcome,
-            Err(_) => return Err(discard(client, after)),
-        };
-        drop(client);
-        let row = match outcome {
-            Ok(row) => row,
+        let inserted = match self.insert(request).await? {
+            Ok(inserted) => inserted,
             Err(error) => {
                 return Err(match classify(error) {
                     Failure::IndexTaken => Error::ConcurrentAppend {
@@ -228,6 +286,7 @@ impl EventStore for PostgresEventStore {
                         index: request.expected_index(),
                     },
                     Failure::KeyTaken => {
+                        // Another transaction stored the key and committed first.
                         let key = request.idempotency_key().unwrap_or_default();
                         match self.key_record(key).await? {
                             Some(used) => Self::used_key(request, key, used),
@@ -238,34 +297,28 @@ impl EventStore for PostgresEventStore {
                 });
             }
         };
-        let inserted: i64 = row.get(0);
-        if inserted > 0 {
-            let recorded_at: Option<SystemTime> = row.get(1);
-            return Ok(Appended {
+        match inserted {
+            Inserted::Events { count, recorded_at } => Ok(Appended {
                 log_id,
                 first_index: request.first_index(),
-                count: u32::try_from(inserted).unwrap_or(u32::MAX),
-                recorded_at: recorded_at.map_or_else(Timestamp::now, Timestamp::from_system_time),
-            });
-        }
-        if let (Some(key), Some(used)) = (request.idempotency_key(), rows::key_record(&row, 3)?) {
-            return Err(Self::used_key(request, key, used));
-        }
-        let previous_exists: bool = row.get(2);
-        if !previous_exists {
-            return Err(if self.log_exists(&log_id).await? {
+                count,
+                recorded_at: Timestamp::from_system_time(recorded_at),
+            }),
+            Inserted::KeyUsed(used) => Err(Self::used_key(
+                request,
+                request.idempotency_key().unwrap_or_default(),
+                used,
+            )),
+            Inserted::Unreadable(error) => Err(error),
+            Inserted::PreviousMissing => Err(if self.log_exists(&log_id).await? {
                 Error::IndexGap {
                     log_id,
                     index: request.expected_index(),
                 }
             } else {
                 Error::LogNotFound { log_id }
-            });
+            }),
         }
-        Err(Error::Backend {
-            service: "postgres",
-            source: "the append statement inserted nothing and reported no reason".into(),
-        })
     }
 
     async fn load(
@@ -274,20 +327,11 @@ impl EventStore for PostgresEventStore {
         from_index: u32,
         max_events: u32,
     ) -> Result<Vec<RawEvent>> {
-        let uuid = rows::uuid(log_id);
         let (from, limit) = (i64::from(from_index), i64::from(max_events));
-        let client = self.client().await?;
-        let after = self.inner.config.statement_timeout;
-        let work = async {
-            let stmt = client.prepare_cached(&self.inner.sql.load).await?;
-            client.query(&stmt, &[&uuid, &from, &limit]).await
-        };
-        let result = match tokio::time::timeout(after, work).await {
-            Ok(result) => result,
-            Err(_) => return Err(discard(client, after)),
-        };
-        result
-            .map_err(query_error)?
+        let rows = self
+            .rows(&self.inner.sql.load, &[&rows::uuid(log_id), &from, &limit])
+            .await?;
+        rows.map_err(query_error)?
             .iter()
             .map(|row| rows::event(log_id, row))
             .collect()

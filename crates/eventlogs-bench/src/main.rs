@@ -1,0 +1,104 @@
+//! `eventlogs-bench`: every scenario of `cargo xtask bench`, printed as one markdown table.
+
+mod harness;
+mod memory;
+mod reads;
+mod report;
+mod setup;
+mod writes;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use setup::Env;
+
+struct Args {
+    seconds: f64,
+    out: Option<String>,
+    child_reduce: Option<i64>,
+    big_log: i64,
+}
+
+fn args() -> Result<Args, String> {
+    let mut parsed = Args {
+        seconds: 5.0,
+        out: None,
+        child_reduce: None,
+        big_log: 1_000_000,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--seconds" => {
+                parsed.seconds = value()?.parse().map_err(|e| format!("--seconds: {e}"))?
+            }
+            "--out" => parsed.out = Some(value()?),
+            "--big-log" => {
+                parsed.big_log = value()?.parse().map_err(|e| format!("--big-log: {e}"))?
+            }
+            "--child-reduce" => {
+                parsed.child_reduce = Some(value()?.parse().map_err(|e| format!("{e}"))?)
+            }
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    Ok(parsed)
+}
+
+fn env() -> Result<Env, String> {
+    let var = |name: &str| {
+        std::env::var(name).map_err(|_| format!("{name} is not set (run `cargo xtask bench`)"))
+    };
+    Ok(Env {
+        database_url: var("EVENTLOGS_DATABASE_URL")?,
+        redis_url: var("EVENTLOGS_REDIS_URL")?,
+    })
+}
+
+async fn all(env: &Env, args: &Args) -> Result<String, String> {
+    let seconds = Duration::from_secs_f64(args.seconds);
+    let mut rows = Vec::new();
+    let step = |name: &str| eprintln!("bench: {name}");
+    env.store(1).await?; // creates the schema before the raw baselines use it
+    step("creates");
+    writes::creates(env, seconds, &mut rows).await?;
+    step("appends and batches");
+    writes::appends(env, seconds, &mut rows).await?;
+    step("warm reduces");
+    reads::warm(env, seconds, &mut rows).await?;
+    step("cold reduce");
+    reads::cold(env, seconds, &mut rows).await?;
+    step("long log");
+    memory::measure(args.big_log, &mut rows)?;
+    step("contention");
+    writes::contention(env, seconds, &mut rows).await?;
+    Ok(report::table(&rows))
+}
+
+fn main() -> ExitCode {
+    let result = (|| {
+        let args = args()?;
+        let env = env()?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        if let Some(events) = args.child_reduce {
+            return runtime.block_on(memory::child(&env, events));
+        }
+        let table = runtime.block_on(all(&env, &args))?;
+        println!("{table}");
+        if let Some(out) = &args.out {
+            std::fs::write(out, &table).map_err(|e| format!("cannot write {out}: {e}"))?;
+        }
+        Ok(())
+    })();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,233 @@
+//! Write scenarios: creates, appends, batches and contention, each beside a raw INSERT baseline.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use eventlogs::{AppendOptions, LogId, LogManager, LogState};
+
+use crate::harness::{run, Sample};
+use crate::report::{Measure, Row};
+use crate::setup::{Balance, Env, Payment, SCHEMA};
+
+fn insert_sql() -> String {
+    format!("INSERT INTO {SCHEMA}.events (log_id, event_index, payload) VALUES ($1, $2, $3::text::jsonb)")
+}
+
+fn uuid(log: &LogId) -> uuid::Uuid {
+    uuid::Uuid::from_u128(log.to_u128())
+}
+
+/// Raw baseline: one prepared INSERT per operation at `index_of(worker)`.
+async fn raw_inserts(
+    env: &Env,
+    concurrency: usize,
+    seconds: Duration,
+    logs: Option<Arc<Vec<LogId>>>,
+) -> Result<Sample, String> {
+    let pool = env.raw_pool(concurrency)?;
+    let next: Arc<Vec<AtomicU64>> = Arc::new((0..concurrency).map(|_| AtomicU64::new(0)).collect());
+    let sql = Arc::new(insert_sql());
+    Ok(run(concurrency, seconds, move |worker, i| {
+        let (pool, sql, logs, next) = (
+            pool.clone(),
+            Arc::clone(&sql),
+            logs.clone(),
+            Arc::clone(&next),
+        );
+        async move {
+            let client = pool.get().await.map_err(|e| e.to_string())?;
+            let stmt = client
+                .prepare_cached(&sql)
+                .await
+                .map_err(|e| e.to_string())?;
+            let (log, index) = match &logs {
+                Some(logs) => (
+                    logs[worker],
+                    next[worker].fetch_add(1, Ordering::Relaxed) as i64,
+                ),
+                None => (LogId::new(), 0),
+            };
+            let payload = Payment::json(i as i64);
+            client
+                .execute(&stmt, &[&uuid(&log), &index, &payload])
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(1)
+        }
+    })
+    .await)
+}
+
+/// `create` of a one-event log vs a raw INSERT, at each concurrency.
+pub(crate) async fn creates(
+    env: &Env,
+    seconds: Duration,
+    rows: &mut Vec<Row>,
+) -> Result<(), String> {
+    for concurrency in [1, 16, 64] {
+        let raw = raw_inserts(env, concurrency, seconds, None).await?;
+        let logs: LogManager<Balance> = LogManager::new(env.store(concurrency).await?);
+        let library = run(concurrency, seconds, move |_, i| {
+            let logs = logs.clone();
+            async move {
+                logs.create(
+                    &LogId::new(),
+                    &Payment::new(i as i64),
+                    &AppendOptions::default(),
+                )
+                .await
+                .map(|_| 1)
+                .map_err(|e| e.to_string())
+            }
+        })
+        .await;
+        rows.push(Row {
+            scenario: "create a 1-event log".into(),
+            concurrency,
+            library,
+            raw: Some(raw),
+            measure: Measure::Ops,
+            target: Some(("≥ 0.9× raw INSERT".into(), 0.9)),
+            note: String::new(),
+            verdict: None,
+        });
+    }
+    Ok(())
+}
+
+/// Fresh logs, one per worker, each with one event; returns the ids.
+async fn worker_logs(logs: &LogManager<Balance>, n: usize) -> Result<Vec<LogState>, String> {
+    let mut states = Vec::with_capacity(n);
+    for _ in 0..n {
+        let log = LogId::new();
+        states.push(
+            logs.create(&log, &Payment::new(0), &AppendOptions::default())
+                .await
+                .map_err(|e| e.to_string())?,
+        );
+    }
+    Ok(states)
+}
+
+/// Appends of `batch` events by `concurrency` workers, each to its own log.
+async fn library_appends(
+    env: &Env,
+    concurrency: usize,
+    batch: usize,
+    seconds: Duration,
+) -> Result<Sample, String> {
+    let logs: LogManager<Balance> = LogManager::new(env.store(concurrency).await?);
+    let states = Arc::new(Mutex::new(worker_logs(&logs, concurrency).await?));
+    let events: Arc<Vec<Payment>> = Arc::new((0..batch as i64).map(Payment::new).collect());
+    Ok(run(concurrency, seconds, move |worker, _| {
+        let (logs, states, events) = (logs.clone(), Arc::clone(&states), Arc::clone(&events));
+        async move {
+            let state = states.lock().map_err(|e| e.to_string())?[worker];
+            let log = state.log_id();
+            let next = if events.len() == 1 {
+                logs.append(&log, &state, &events[0], &AppendOptions::default())
+                    .await
+            } else {
+                logs.append_batch(&log, &state, &events, &AppendOptions::default())
+                    .await
+            }
+            .map_err(|e| e.to_string())?;
+            states.lock().map_err(|e| e.to_string())?[worker] = next;
+            Ok(events.len() as u64)
+        }
+    })
+    .await)
+}
+
+/// Sequential appends to many logs in parallel vs raw INSERTs; then batches of 100.
+pub(crate) async fn appends(
+    env: &Env,
+    seconds: Duration,
+    rows: &mut Vec<Row>,
+) -> Result<(), String> {
+    let mut single_at_16 = None;
+    for concurrency in [1, 16, 64] {
+        let raw_logs: Arc<Vec<LogId>> = Arc::new((0..concurrency).map(|_| LogId::new()).collect());
+        let raw = raw_inserts(env, concurrency, seconds, Some(raw_logs)).await?;
+        let library = library_appends(env, concurrency, 1, seconds).await?;
+        if concurrency == 16 {
+            single_at_16 = Some(library.clone());
+        }
+        rows.push(Row {
+            scenario: "append to existing logs".into(),
+            concurrency,
+            library,
+            raw: Some(raw),
+            measure: Measure::Ops,
+            target: Some(("≥ 0.9× raw INSERT".into(), 0.9)),
+            note: String::new(),
+            verdict: None,
+        });
+    }
+    let batches = library_appends(env, 16, 100, seconds).await?;
+    rows.push(Row {
+        scenario: "append_batch of 100 events".into(),
+        concurrency: 16,
+        library: batches,
+        raw: single_at_16,
+        measure: Measure::Events,
+        target: Some(("≥ 20× single-event appends".into(), 20.0)),
+        note: "baseline: single-event appends at 16".into(),
+        verdict: None,
+    });
+    Ok(())
+}
+
+/// 16 writers on one log with reduce-and-retry (Redis cache): successes and conflicts per second.
+pub(crate) async fn contention(
+    env: &Env,
+    seconds: Duration,
+    rows: &mut Vec<Row>,
+) -> Result<(), String> {
+    let logs: LogManager<Balance> = LogManager::builder(env.store(16).await?)
+        .cache(env.cache().await?)
+        .build();
+    let log = LogId::new();
+    logs.create(&log, &Payment::new(0), &AppendOptions::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    let conflicts = Arc::new(AtomicU64::new(0));
+    let counter = Arc::clone(&conflicts);
+    let library = run(16, seconds, move |_, i| {
+        let (logs, conflicts) = (logs.clone(), Arc::clone(&counter));
+        async move {
+            loop {
+                let state = logs.reduce(&log).await.map_err(|e| e.to_string())?.state();
+                match logs
+                    .append(
+                        &log,
+                        &state,
+                        &Payment::new(i as i64),
+                        &AppendOptions::default(),
+                    )
+                    .await
+                {
+                    Ok(_) => return Ok(1),
+                    Err(e) if e.is_conflict() => {
+                        conflicts.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => return Err(e.to_string()),
+                }
+            }
+        }
+    })
+    .await;
+    let per_sec = conflicts.load(Ordering::Relaxed) as f64 / library.elapsed.as_secs_f64();
+    rows.push(Row {
+        scenario: "16 writers on one log, reduce-and-retry".into(),
+        concurrency: 16,
+        note: format!("{per_sec:.0} conflicts/s"),
+        library,
+        raw: None,
+        measure: Measure::Ops,
+        target: None,
+        verdict: None,
+    });
+    Ok(())
+}

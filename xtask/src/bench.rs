@@ -1,0 +1,113 @@
+//! `cargo xtask bench`: release-mode benchmarks against fresh servers, written to bench-results/.
+
+use std::fmt::Write as _;
+use std::process::Command;
+
+use eventlogs_testkit::servers::{
+    PostgresOptions, PostgresServer, RedisServer, DATABASE_URL_VAR, REDIS_URL_VAR,
+};
+
+use crate::util::{cargo, root, run as run_command};
+
+fn capture(program: &str, args: &[&str]) -> String {
+    Command::new(program)
+        .args(args)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// What the numbers were measured on.
+fn machine(fsync: bool) -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .nth(1)
+        .and_then(|kb| kb.parse::<u64>().ok())
+        .map_or("?".into(), |kb| format!("{} GiB", kb / 1024 / 1024));
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "- machine: {} cores ({cpu}), {memory} memory",
+        capture("nproc", &[])
+    );
+    let _ = writeln!(
+        out,
+        "- PostgreSQL: {} (fsync {})",
+        capture("postgres", &["--version"]),
+        if fsync { "on" } else { "off" }
+    );
+    let _ = writeln!(out, "- Redis: {}", capture("redis-server", &["--version"]));
+    let _ = writeln!(
+        out,
+        "- date: {}",
+        capture("date", &["-u", "+%Y-%m-%d %H:%M UTC"])
+    );
+    out
+}
+
+/// Builds and runs the bench binary in release mode; `args` go to it (e.g. `--seconds 2`).
+pub(crate) fn run(args: &[String]) -> Result<(), String> {
+    run_command({
+        let mut build = cargo();
+        build.args(["build", "--release", "-p", "eventlogs-bench", "--quiet"]);
+        build
+    })?;
+    let mut env = Vec::new();
+    let mut _servers: (Option<PostgresServer>, Option<RedisServer>) = (None, None);
+    let mut fsync = true;
+    match std::env::var(DATABASE_URL_VAR) {
+        Ok(url) if !url.is_empty() => {
+            println!("xtask: PostgreSQL from {DATABASE_URL_VAR}");
+            fsync = false;
+            env.push((DATABASE_URL_VAR, url));
+        }
+        _ => {
+            // Durable commits, as in production: the WAL flush is the physical limit measured.
+            let server = PostgresServer::start_with(&PostgresOptions::default().fsync(true))
+                .map_err(|e| e.to_string())?;
+            println!(
+                "xtask: PostgreSQL (fsync on) started on port {}",
+                server.port()
+            );
+            env.push((DATABASE_URL_VAR, server.url()));
+            _servers.0 = Some(server);
+        }
+    }
+    match std::env::var(REDIS_URL_VAR) {
+        Ok(url) if !url.is_empty() => env.push((REDIS_URL_VAR, url)),
+        _ => {
+            let server = RedisServer::start().map_err(|e| e.to_string())?;
+            env.push((REDIS_URL_VAR, server.url()));
+            _servers.1 = Some(server);
+        }
+    }
+    let dir = root().join("bench-results");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let table = dir.join("table.tmp");
+    let mut bench = Command::new(root().join("target/release/eventlogs-bench"));
+    bench.args(["--out"]).arg(&table).args(args).envs(env);
+    run_command(bench)?;
+    let results = std::fs::read_to_string(&table).map_err(|e| e.to_string())?;
+    let _ = std::fs::remove_file(&table);
+    let report = format!(
+        "# Benchmark results\n\nProduced by `cargo xtask bench {}`.\n\n{}\n{results}",
+        args.join(" "),
+        machine(fsync)
+    );
+    let latest = dir.join("latest.md");
+    std::fs::write(&latest, report).map_err(|e| e.to_string())?;
+    println!("xtask: results written to {}", latest.display());
+    Ok(())
+}
