@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use eventlogs::fake::{FakeEventStore, FakeReductionCache};
 use eventlogs::{
-    Aggregate, AppendOptions, CacheOutcome, Error, EventRecord, EventStore, LogId, LogManager, ReductionCache,
+    Aggregate, AppendOptions, CacheOutcome, Error, EventRecord, EventStore, LogId, LogManager,
+    ReductionCache,
 };
 use serde::{Deserialize, Serialize};
 

@@ -60,9 +60,12 @@ fn run_suites(args: &[String], services: &Services) -> Result<(), String> {
         test.args(args);
         run_command(test)?;
     }
-    // nextest does not run doctests; they include the README's examples.
+    // nextest does not run doctests; they include the README's examples. Runner options (such
+    // as nextest's `-E`) mean nothing to them, so they only get plain name filters.
     let mut doc = cargo_with(&[], services);
     doc.args(["test", "--workspace", "--all-features", "--doc", "--"]);
-    doc.args(args);
+    if args.iter().all(|a| !a.starts_with('-')) {
+        doc.args(args);
+    }
     run_command(doc)
 }
