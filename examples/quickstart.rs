@@ -81,8 +81,20 @@ async fn store() -> Result<Arc<dyn EventStore>, Error> {
 
 /// Redis when `EVENTLOGS_REDIS_URL` is set, else the in-memory cache.
 async fn cache() -> Result<Arc<dyn ReductionCache>, Error> {
-    println!("cache: in memory (set EVENTLOGS_REDIS_URL to use Redis)");
-    Ok(Arc::new(FakeReductionCache::new()))
+    match std::env::var("EVENTLOGS_REDIS_URL") {
+        Ok(url) if !url.is_empty() => {
+            let cache = eventlogs::redis::RedisReductionCache::builder(url)
+                .key_prefix("quickstart")
+                .build()
+                .await?;
+            println!("cache: Redis ({cache:?})");
+            Ok(Arc::new(cache))
+        }
+        _ => {
+            println!("cache: in memory (set EVENTLOGS_REDIS_URL to use Redis)");
+            Ok(Arc::new(FakeReductionCache::new()))
+        }
+    }
 }
 
 #[tokio::main]
