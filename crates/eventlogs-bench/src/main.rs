@@ -17,6 +17,7 @@ struct Args {
     out: Option<String>,
     child_reduce: Option<i64>,
     big_log: i64,
+    only: Option<String>,
 }
 
 fn args() -> Result<Args, String> {
@@ -25,6 +26,7 @@ fn args() -> Result<Args, String> {
         out: None,
         child_reduce: None,
         big_log: 1_000_000,
+        only: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -37,10 +39,16 @@ fn args() -> Result<Args, String> {
             "--big-log" => {
                 parsed.big_log = value()?.parse().map_err(|e| format!("--big-log: {e}"))?
             }
+            "--only" => parsed.only = Some(value()?),
             "--child-reduce" => {
                 parsed.child_reduce = Some(value()?.parse().map_err(|e| format!("{e}"))?)
             }
-            other => return Err(format!("unknown argument {other}")),
+            other => {
+                return Err(format!(
+                    "unknown argument {other} (--seconds N, --out FILE, --big-log N, \
+                     --only creates|appends|warm|cold|long-log|contention)"
+                ))
+            }
         }
     }
     Ok(parsed)
@@ -59,20 +67,32 @@ fn env() -> Result<Env, String> {
 async fn all(env: &Env, args: &Args) -> Result<String, String> {
     let seconds = Duration::from_secs_f64(args.seconds);
     let mut rows = Vec::new();
-    let step = |name: &str| eprintln!("bench: {name}");
     env.store(1).await?; // creates the schema before the raw baselines use it
-    step("creates");
-    writes::creates(env, seconds, &mut rows).await?;
-    step("appends and batches");
-    writes::appends(env, seconds, &mut rows).await?;
-    step("warm reduces");
-    reads::warm(env, seconds, &mut rows).await?;
-    step("cold reduce");
-    reads::cold(env, seconds, &mut rows).await?;
-    step("long log");
-    memory::measure(args.big_log, &mut rows)?;
-    step("contention");
-    writes::contention(env, seconds, &mut rows).await?;
+    let wanted = |name: &str| {
+        let run = args.only.as_deref().is_none_or(|only| only == name);
+        if run {
+            eprintln!("bench: {name}");
+        }
+        run
+    };
+    if wanted("creates") {
+        writes::creates(env, seconds, &mut rows).await?;
+    }
+    if wanted("appends") {
+        writes::appends(env, seconds, &mut rows).await?;
+    }
+    if wanted("warm") {
+        reads::warm(env, seconds, &mut rows).await?;
+    }
+    if wanted("cold") {
+        reads::cold(env, seconds, &mut rows).await?;
+    }
+    if wanted("long-log") {
+        memory::measure(args.big_log, &mut rows)?;
+    }
+    if wanted("contention") {
+        writes::contention(env, seconds, &mut rows).await?;
+    }
     Ok(report::table(&rows))
 }
 

@@ -10,15 +10,18 @@ use crate::harness::{run, Sample};
 use crate::report::{Measure, Row};
 use crate::setup::{Balance, Env, Payment, SCHEMA};
 
-fn insert_sql() -> String {
-    format!("INSERT INTO {SCHEMA}.events (log_id, event_index, payload) VALUES ($1, $2, $3::text::jsonb)")
+/// The library's own statement for one event without a key, so the ratio shows only the
+/// library's overhead (the SQL's cost is in both).
+async fn append_sql(env: &Env) -> Result<String, String> {
+    Ok(env.store(1).await?.single_append_sql().to_owned())
 }
 
 fn uuid(log: &LogId) -> uuid::Uuid {
     uuid::Uuid::from_u128(log.to_u128())
 }
 
-/// Raw baseline: one prepared INSERT per operation at `index_of(worker)`.
+/// Raw baseline: the same statement through plain tokio-postgres, at index 0 of a new log
+/// (`logs` is `None`) or at the next index of the worker's log.
 async fn raw_inserts(
     env: &Env,
     concurrency: usize,
@@ -27,7 +30,7 @@ async fn raw_inserts(
 ) -> Result<Sample, String> {
     let pool = env.raw_pool(concurrency)?;
     let next: Arc<Vec<AtomicU64>> = Arc::new((0..concurrency).map(|_| AtomicU64::new(0)).collect());
-    let sql = Arc::new(insert_sql());
+    let sql = Arc::new(append_sql(env).await?);
     Ok(run(concurrency, seconds, move |worker, i| {
         let (pool, sql, logs, next) = (
             pool.clone(),
@@ -49,10 +52,14 @@ async fn raw_inserts(
                 None => (LogId::new(), 0),
             };
             let payload = Payment::json(i as i64);
-            client
-                .execute(&stmt, &[&uuid(&log), &index, &payload])
+            let metadata: Option<&str> = None;
+            let rows = client
+                .query(&stmt, &[&uuid(&log), &index, &payload, &metadata])
                 .await
                 .map_err(|e| e.to_string())?;
+            if rows.len() != 1 {
+                return Err("the raw append inserted nothing".into());
+            }
             Ok(1)
         }
     })
@@ -88,7 +95,7 @@ pub(crate) async fn creates(
             library,
             raw: Some(raw),
             measure: Measure::Ops,
-            target: Some(("≥ 0.9× raw INSERT".into(), 0.9)),
+            target: Some(("≥ 0.9× raw".into(), 0.9)),
             note: String::new(),
             verdict: None,
         });
@@ -148,9 +155,9 @@ pub(crate) async fn appends(
 ) -> Result<(), String> {
     let mut single_at_16 = None;
     for concurrency in [1, 16, 64] {
+        let library = library_appends(env, concurrency, 1, seconds).await?;
         let raw_logs: Arc<Vec<LogId>> = Arc::new((0..concurrency).map(|_| LogId::new()).collect());
         let raw = raw_inserts(env, concurrency, seconds, Some(raw_logs)).await?;
-        let library = library_appends(env, concurrency, 1, seconds).await?;
         if concurrency == 16 {
             single_at_16 = Some(library.clone());
         }
@@ -160,7 +167,7 @@ pub(crate) async fn appends(
             library,
             raw: Some(raw),
             measure: Measure::Ops,
-            target: Some(("≥ 0.9× raw INSERT".into(), 0.9)),
+            target: Some(("≥ 0.9× raw".into(), 0.9)),
             note: String::new(),
             verdict: None,
         });

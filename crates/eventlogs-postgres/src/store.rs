@@ -85,6 +85,14 @@ impl PostgresEventStore {
         &self.inner.pool
     }
 
+    /// The statement an append of one event without an idempotency key runs (parameters:
+    /// log id, index, payload JSON, metadata JSON). Benchmarks run it through plain
+    /// tokio-postgres to measure the library's own overhead against the same SQL.
+    #[must_use]
+    pub fn single_append_sql(&self) -> &str {
+        &self.inner.sql.append_one
+    }
+
     /// The configuration the store was built with.
     #[must_use]
     pub fn config(&self) -> &PostgresConfig {
