@@ -244,3 +244,89 @@ async fn requests_are_checked_before_anything_is_sent() {
         assert!(!shown.contains("s3cret"), "{shown}");
     }
 }
+
+/// Peak resident memory of this process in KiB (nextest runs each test in its own process).
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn reducing_a_long_log_holds_a_bounded_number_of_events() {
+    const EVENTS: i64 = 200_000;
+    let Some(store) = common::store().await else {
+        return;
+    };
+    let log = LogId::new();
+    let client = store.pool().get().await.unwrap();
+    // About 60 MB of JSON in all: far more than the bound asserted below.
+    let seed = format!(
+        "INSERT INTO {}.events (log_id, event_index, payload) \
+         SELECT $1, g, jsonb_build_object('amount', 1, 'note', repeat('n', 300)) FROM generate_series(0::bigint, $2::bigint - 1) g",
+        common::SCHEMA
+    );
+    client
+        .execute(&seed, &[&uuid::Uuid::from_u128(log.to_u128()), &EVENTS])
+        .await
+        .unwrap();
+    drop(client);
+    let logs: LogManager<Tally> = LogManager::new(store);
+    let before = peak_rss_kib();
+    let reduced = logs.reduce(&log).await.unwrap();
+    let grown_mib = (peak_rss_kib().saturating_sub(before)) as f64 / 1024.0;
+    assert_eq!(reduced.aggregate.count, EVENTS as u64);
+    assert_eq!(reduced.aggregate.out_of_order, 0);
+    eprintln!("reduce of {EVENTS} events grew the peak RSS by {grown_mib:.1} MiB");
+    assert!(
+        grown_mib < 16.0,
+        "reduce buffered the log: peak RSS grew {grown_mib:.1} MiB"
+    );
+}
+
+#[tokio::test]
+async fn an_exhausted_pool_is_a_retryable_timeout_and_recovers() {
+    use futures::StreamExt;
+    let Some(url) = eventlogs_testkit::servers::database_url() else {
+        return;
+    };
+    let store = PostgresEventStore::builder(url)
+        .schema(common::SCHEMA)
+        .pool_size(1)
+        .checkout_timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    store.migrate().await.unwrap();
+    let log = LogId::new();
+    let req = AppendRequest::new(
+        LogState::empty(log),
+        vec![NewEvent::new(&Entry::of(1)).unwrap(); 3],
+        None,
+        None,
+    );
+    store.append(&req).await.unwrap();
+    // An open stream holds the only connection.
+    let mut open = store.stream(&log, 0).await.unwrap();
+    assert!(open.next().await.unwrap().is_ok());
+    let started = Instant::now();
+    let err = store.load(&log, 0, 10).await.unwrap_err();
+    let waited = started.elapsed();
+    assert!(
+        matches!(err, Error::Timeout { .. }) && err.is_retryable(),
+        "{err:?}"
+    );
+    assert!(
+        waited >= Duration::from_millis(200) && waited < Duration::from_secs(2),
+        "{waited:?}"
+    );
+    drop(open);
+    assert_eq!(
+        store.load(&log, 0, 10).await.unwrap().len(),
+        3,
+        "the connection came back to the pool"
+    );
+    assert_eq!(store.pool().status().size, 1);
+}
