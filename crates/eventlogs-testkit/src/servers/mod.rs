@@ -12,6 +12,7 @@ mod docker;
 mod env;
 mod postgres;
 mod process;
+mod proxy;
 mod redis;
 pub mod resp;
 
@@ -21,6 +22,7 @@ pub use env::{
     CLUSTER_NODES_VAR, DATABASE_URL_VAR, LOCAL_SERVERS_VAR, REDIS_URL_VAR, REQUIRE_SERVICES_VAR,
 };
 pub use postgres::{postgres_bin_dir, PostgresOptions, PostgresServer};
+pub use proxy::{ProxyMode, TcpProxy};
 pub use redis::{redis_available, RedisCluster, RedisServer};
 
 /// What went wrong starting or controlling a server.
