@@ -179,3 +179,20 @@ async fn reduce_without_a_cache_reports_it_disabled() {
     logs.flush().await;
     assert_eq!(logs.cache_stats(), Default::default());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn model_based_sequences_with_random_cache_faults() {
+    let cache = Arc::new(FakeReductionCache::new());
+    let faults = Arc::clone(&cache);
+    let inject: eventlogs_testkit::model::FaultInjector = Arc::new(move |kind| {
+        faults.set_fault(match kind {
+            1 => Some(CacheFault::Fail),
+            2 => Some(CacheFault::Delay(Duration::from_millis(60))),
+            3 => Some(CacheFault::Corrupt),
+            4 => Some(CacheFault::Foreign),
+            _ => None,
+        })
+    });
+    let pair: eventlogs_testkit::manager_suite::Pair = (Arc::new(FakeEventStore::new()), cache);
+    eventlogs_testkit::model::check_with_faults(pair, inject).await;
+}

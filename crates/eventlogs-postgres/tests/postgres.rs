@@ -330,3 +330,24 @@ async fn an_exhausted_pool_is_a_retryable_timeout_and_recovers() {
     );
     assert_eq!(store.pool().status().size, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn model_based_sequences_with_random_cache_faults() {
+    use eventlogs_fake::{CacheFault, FakeReductionCache};
+    let Some(store) = common::store().await else {
+        return;
+    };
+    let cache = Arc::new(FakeReductionCache::new());
+    let faults = Arc::clone(&cache);
+    let inject: eventlogs_testkit::model::FaultInjector = Arc::new(move |kind| {
+        faults.set_fault(match kind {
+            1 => Some(CacheFault::Fail),
+            2 => Some(CacheFault::Delay(Duration::from_millis(60))),
+            3 => Some(CacheFault::Corrupt),
+            4 => Some(CacheFault::Foreign),
+            _ => None,
+        })
+    });
+    let pair: eventlogs_testkit::manager_suite::Pair = (Arc::new(store), cache);
+    eventlogs_testkit::model::check_with_faults(pair, inject).await;
+}

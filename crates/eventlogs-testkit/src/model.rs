@@ -29,10 +29,18 @@ pub enum Op {
     Flush,
     /// Overwrites the slot's cache entry with damaged bytes of one of four kinds.
     Poison { slot: usize, kind: u8 },
+    /// Makes the cache misbehave from now on (see [`FaultInjector`]).
+    Fault { kind: u8 },
 }
 
-fn op() -> impl Strategy<Value = Op> {
+/// Switches a cache fault on: 0 none, 1 every call fails, 2 every call is slower than the cache
+/// timeout, 3 reads return damaged bytes, 4 reads return another key's entry.
+pub type FaultInjector = Arc<dyn Fn(u8) + Send + Sync>;
+
+fn op(faults: bool) -> BoxedStrategy<Op> {
+    let fault_weight = if faults { 2 } else { 0 };
     prop_oneof![
+        fault_weight => (0..5u8).prop_map(|kind| Op::Fault { kind }),
         4 => (0..3usize, prop::collection::vec(-50..50i64, 1..4), prop::option::of(0..3usize), any::<bool>())
             .prop_map(|(slot, amounts, key, stale)| Op::Write { slot, amounts, key, stale }),
         3 => (0..3usize).prop_map(|slot| Op::Reduce { slot }),
@@ -40,6 +48,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Flush),
         1 => (0..3usize, 0..4u8).prop_map(|(slot, kind)| Op::Poison { slot, kind }),
     ]
+    .boxed()
 }
 
 /// What a key was first used for: (create?, slot unless create, amounts) identifies the request.
@@ -52,6 +61,16 @@ struct Used {
 
 /// Runs 48 random sequences of up to 40 steps (shrinking a failure to a minimal sequence).
 pub async fn check(pair: Pair) {
+    check_inner(pair, None).await;
+}
+
+/// As [`check`], with steps that switch cache faults on and off through `inject` (and a short
+/// cache timeout, so slow answers become misses).
+pub async fn check_with_faults(pair: Pair, inject: FaultInjector) {
+    check_inner(pair, Some(inject)).await;
+}
+
+async fn check_inner(pair: Pair, inject: Option<FaultInjector>) {
     let handle = tokio::runtime::Handle::current();
     tokio::task::block_in_place(move || {
         let mut runner = TestRunner::new(Config {
@@ -60,18 +79,26 @@ pub async fn check(pair: Pair) {
             ..Config::default()
         });
         runner
-            .run(&prop::collection::vec(op(), 1..40), |ops| {
-                handle
-                    .block_on(run(&pair, ops))
-                    .map_err(TestCaseError::fail)
+            .run(&prop::collection::vec(op(inject.is_some()), 1..40), |ops| {
+                let result = handle.block_on(run(&pair, inject.as_ref(), ops));
+                if let Some(inject) = &inject {
+                    inject(0);
+                }
+                result.map_err(TestCaseError::fail)
             })
             .unwrap();
     });
 }
 
-async fn run(pair: &Pair, ops: Vec<Op>) -> Result<(), String> {
+async fn run(pair: &Pair, inject: Option<&FaultInjector>, ops: Vec<Op>) -> Result<(), String> {
+    let timeout = if inject.is_some() {
+        std::time::Duration::from_millis(40)
+    } else {
+        crate::manager_suite::CACHE_TIMEOUT
+    };
     let logs: LogManager<Tally> = LogManager::builder(Arc::clone(&pair.0))
         .cache(Arc::clone(&pair.1))
+        .cache_timeout(timeout)
         .build();
     let ids: Vec<LogId> = (0..3).map(|_| LogId::new()).collect();
     let keys: Vec<String> = (0..3)
@@ -180,14 +207,15 @@ async fn run(pair: &Pair, ops: Vec<Op>) -> Result<(), String> {
                 }
             }
             Op::Flush => logs.flush().await,
+            Op::Fault { kind } => {
+                if let Some(inject) = inject {
+                    inject(*kind);
+                }
+            }
             Op::Poison { slot, kind } => {
                 let key = CacheKey::of::<Tally>(ids[*slot]);
-                let current = pair
-                    .1
-                    .get(&key)
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .unwrap_or_default();
+                // The test's own raw writes; under an injected fault they may fail, like any call.
+                let current = pair.1.get(&key).await.ok().flatten().unwrap_or_default();
                 let bytes = match kind {
                     0 => b"garbage".to_vec(),
                     1 => current[..current.len() / 2].to_vec(),
@@ -198,11 +226,8 @@ async fn run(pair: &Pair, ops: Vec<Op>) -> Result<(), String> {
                         .collect(),
                     _ => Vec::new(),
                 };
-                pair.1.delete(&key).await.map_err(|e| e.to_string())?;
-                pair.1
-                    .put(&key, 0, &bytes)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let _ = pair.1.delete(&key).await;
+                let _ = pair.1.put(&key, 0, &bytes).await;
             }
         }
     }
