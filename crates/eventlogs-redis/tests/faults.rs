@@ -486,6 +486,54 @@ async fn out_of_memory_redis_fails_writes_not_reduces() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn evicting_redis_costs_hits_never_correctness() {
+    let Some(server) = server(&["--maxmemory-policy", "allkeys-lru", "--maxmemory", "2mb"]).await
+    else {
+        return;
+    };
+    let cache = cache_for(&server).await;
+    let logs = manager(&cache);
+    // Far more cached reductions than fit: Redis evicts while the run goes on.
+    let mut logs_and_states = Vec::new();
+    for i in 0..40 {
+        logs_and_states.push(log_of(&logs, &[i, 1, 2]).await);
+    }
+    let filler = vec![b'f'; 64 * 1024];
+    for round in 0..3 {
+        for (i, (log, state)) in logs_and_states.iter_mut().enumerate() {
+            *state = logs
+                .append(log, state, &Entry::of(round), &none())
+                .await
+                .unwrap();
+            reduce_checked(&logs, log).await;
+            raw(
+                &server,
+                &[b"SET", format!("filler-{round}-{i}").as_bytes(), &filler],
+            );
+        }
+        logs.flush().await;
+    }
+    for (log, _) in &logs_and_states {
+        reduce_checked(&logs, log).await;
+    }
+    let evicted = match raw(&server, &[b"INFO", b"stats"]) {
+        Reply::Bulk(Some(info)) => String::from_utf8_lossy(&info)
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("evicted_keys:")
+                    .map(|v| v.trim().parse::<u64>().unwrap_or(0))
+            })
+            .unwrap_or(0),
+        _ => 0,
+    };
+    assert!(evicted > 0, "Redis evicted nothing");
+    eprintln!(
+        "allkeys-lru: {evicted} keys evicted, every reduction correct, {:?}",
+        logs.cache_stats()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn flushed_script_cache_is_refilled() {
     let Some(mut server) = server(&[]).await else {
         return;
