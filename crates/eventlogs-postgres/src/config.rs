@@ -29,6 +29,9 @@ pub struct PostgresConfig {
     pub statement_timeout: Duration,
     /// Bounds on requests (default [`Limits::default`]).
     pub limits: Limits,
+    /// PEM certificates of the CA that signed the server's certificate, for `sslmode=require`
+    /// against a private CA (feature `tls`). Default: the webpki roots.
+    pub tls_root_certificates: Option<Vec<u8>>,
 }
 
 impl Default for PostgresConfig {
@@ -41,6 +44,7 @@ impl Default for PostgresConfig {
             connect_timeout: Duration::from_secs(5),
             statement_timeout: Duration::from_secs(10),
             limits: Limits::default(),
+            tls_root_certificates: None,
         }
     }
 }
@@ -93,6 +97,10 @@ impl fmt::Debug for PostgresConfig {
             .field("connect_timeout", &self.connect_timeout)
             .field("statement_timeout", &self.statement_timeout)
             .field("limits", &self.limits)
+            .field(
+                "tls_root_certificates",
+                &self.tls_root_certificates.as_ref().map(Vec::len),
+            )
             .finish()
     }
 }
@@ -174,6 +182,13 @@ impl PostgresStoreBuilder {
         self
     }
 
+    /// Trusts the CA certificates in `pem` (instead of the webpki roots) for `sslmode=require`.
+    /// Needs the `tls` feature.
+    pub fn tls_root_certificates_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.config.tls_root_certificates = Some(pem.into());
+        self
+    }
+
     /// Validates the configuration and creates the pool (no connection is opened yet).
     pub fn build(self) -> Result<PostgresEventStore> {
         let config = self.config;
@@ -207,7 +222,7 @@ fn create_pool(config: &PostgresConfig) -> Result<Pool> {
         recycling_method: RecyclingMethod::Fast,
     };
     let manager = if pg.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
-        tls_manager(pg, manager_config)?
+        tls_manager(pg, manager_config, config.tls_root_certificates.as_deref())?
     } else {
         Manager::from_config(pg, tokio_postgres::NoTls, manager_config)
     };
@@ -222,13 +237,17 @@ fn create_pool(config: &PostgresConfig) -> Result<Pool> {
 }
 
 #[cfg(feature = "tls")]
-fn tls_manager(pg: tokio_postgres::Config, manager_config: ManagerConfig) -> Result<Manager> {
-    let connector = crate::tls::connector().map_err(InvalidInput::Config)?;
+fn tls_manager(
+    pg: tokio_postgres::Config,
+    manager_config: ManagerConfig,
+    roots: Option<&[u8]>,
+) -> Result<Manager> {
+    let connector = crate::tls::connector(roots).map_err(InvalidInput::Config)?;
     Ok(Manager::from_config(pg, connector, manager_config))
 }
 
 #[cfg(not(feature = "tls"))]
-fn tls_manager(_: tokio_postgres::Config, _: ManagerConfig) -> Result<Manager> {
+fn tls_manager(_: tokio_postgres::Config, _: ManagerConfig, _: Option<&[u8]>) -> Result<Manager> {
     Err(InvalidInput::Config(
         "sslmode=require needs the `tls` feature of eventlogs-postgres".into(),
     )

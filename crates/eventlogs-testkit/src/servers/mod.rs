@@ -21,7 +21,7 @@ pub use env::{
     cluster_nodes, database_url, local_servers_required, redis_url, services_required,
     CLUSTER_NODES_VAR, DATABASE_URL_VAR, LOCAL_SERVERS_VAR, REDIS_URL_VAR, REQUIRE_SERVICES_VAR,
 };
-pub use postgres::{postgres_bin_dir, PostgresOptions, PostgresServer};
+pub use postgres::{give_to_server_user, postgres_bin_dir, PostgresOptions, PostgresServer};
 pub use proxy::{ProxyMode, TcpProxy};
 pub use redis::{redis_available, RedisCluster, RedisServer};
 

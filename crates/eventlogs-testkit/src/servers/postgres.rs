@@ -18,6 +18,8 @@ pub struct PostgresOptions {
     pub fsync: bool,
     /// `max_connections` (default 200).
     pub max_connections: u32,
+    /// Extra `name=value` server settings (for example `ssl=on`).
+    pub settings: Vec<String>,
 }
 
 impl Default for PostgresOptions {
@@ -25,11 +27,19 @@ impl Default for PostgresOptions {
         Self {
             fsync: false,
             max_connections: 200,
+            settings: Vec::new(),
         }
     }
 }
 
 impl PostgresOptions {
+    /// Adds a `name=value` server setting.
+    #[must_use]
+    pub fn setting(mut self, setting: impl Into<String>) -> Self {
+        self.settings.push(setting.into());
+        self
+    }
+
     /// Sets [`fsync`](Self::fsync).
     #[must_use]
     pub fn fsync(mut self, on: bool) -> Self {
@@ -87,6 +97,15 @@ fn postgres_user() -> ServerResult<(u32, u32)> {
 fn is_root() -> bool {
     // /proc/self belongs to this process's effective uid.
     std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+}
+
+/// Gives a file to the user the server runs as (private keys must belong to it), when root.
+pub fn give_to_server_user(path: &Path) -> ServerResult<()> {
+    if is_root() {
+        let (uid, gid) = postgres_user()?;
+        std::os::unix::fs::chown(path, Some(uid), Some(gid)).map_err(|e| ServerError(format!("chown: {e}")))?;
+    }
+    Ok(())
 }
 
 /// A private PostgreSQL server. Dropping it stops the server and removes its files.
@@ -170,7 +189,10 @@ impl PostgresServer {
                 if options.fsync { "on" } else { "off" }
             ),
             "shared_buffers=128MB".to_owned(),
-        ] {
+        ]
+        .into_iter()
+        .chain(options.settings.iter().cloned())
+        {
             args.extend(setting(s));
         }
         let spec = Spec {
