@@ -1,8 +1,7 @@
 //! Decoding rows into events and key records, refusing values that break the store's invariants.
 
-use std::time::SystemTime;
-
 use eventlogs_core::{Error, LogId, RawEvent, Result, Timestamp};
+use tokio_postgres::types::{FromSql, Type};
 use tokio_postgres::Row;
 
 /// The stored record of an idempotency key.
@@ -28,15 +27,40 @@ pub(crate) fn event(log_id: &LogId, row: &Row) -> Result<RawEvent> {
         .try_get(0)
         .map_err(|e| corrupt(log_id, -1, e.to_string()))?;
     let decode = |e: tokio_postgres::Error| corrupt(log_id, index, e.to_string());
-    let recorded_at: SystemTime = row.try_get(1).map_err(decode)?;
+    let recorded_at: PgTimestamp = row.try_get(1).map_err(decode)?;
     Ok(RawEvent {
         index: u32::try_from(index)
             .map_err(|_| corrupt(log_id, index, "index outside 0..=u32::MAX"))?,
-        recorded_at: Timestamp::from_system_time(recorded_at),
+        recorded_at: recorded_at.0,
         payload: row.try_get(2).map_err(decode)?,
         metadata: row.try_get(3).map_err(decode)?,
         idempotency_key: row.try_get(4).map_err(decode)?,
     })
+}
+
+/// Microseconds between the Unix epoch and PostgreSQL's (2000-01-01 00:00:00 UTC).
+const PG_EPOCH_UNIX_MICROS: i64 = 946_684_800_000_000;
+
+/// A `timestamptz` read straight from its binary form (microseconds since 2000-01-01), the same
+/// value `Timestamp::from_system_time` gives for tokio-postgres's `SystemTime`, without the
+/// detour (saturating at the ends of the range, as it does).
+struct PgTimestamp(Timestamp);
+
+impl<'a> FromSql<'a> for PgTimestamp {
+    fn from_sql(
+        _: &Type,
+        raw: &'a [u8],
+    ) -> std::result::Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        let bytes: [u8; 8] = raw
+            .try_into()
+            .map_err(|_| format!("timestamp of {} bytes, not 8", raw.len()))?;
+        let micros = i64::from_be_bytes(bytes).saturating_add(PG_EPOCH_UNIX_MICROS);
+        Ok(Self(Timestamp::from_unix_micros(micros)))
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        matches!(*ty, Type::TIMESTAMPTZ | Type::TIMESTAMP)
+    }
 }
 
 /// The key record in columns `at..at + 4` (`log_id, first_index, event_count, request_hash`),

@@ -18,7 +18,8 @@ use fred::util::redis_keyslot;
 /// as a Lua string literal.
 const HEADER_START_LUA: &str = r"'ELR\1'";
 
-/// `get`: `KEYS[1]`, `ARGV[1]` = the last byte offset to read (`max_entry_bytes`).
+/// `get` when a plain `GETRANGE` read nothing or hit a key of another type:
+/// `KEYS[1]`, `ARGV[1]` = the last byte offset to read (`max_entry_bytes`).
 ///
 /// Returns nil when the key does not exist, else at most `ARGV[1] + 1` bytes of the value
 /// (`GETRANGE` never reads the rest). A key of another type reads as an empty value, which

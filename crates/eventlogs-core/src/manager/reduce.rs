@@ -7,7 +7,8 @@ use super::stats::bump;
 use super::writer::Job;
 use super::{CacheLink, LogManager};
 use crate::{
-    Aggregate, CacheEntry, CacheKey, CacheOutcome, Error, LogId, Reduction, Result, Timestamp,
+    Aggregate, CacheEntry, CacheKey, CacheOutcome, Error, LogId, RawEvent, Reduction, Result,
+    Timestamp,
 };
 
 /// What the fold starts from.
@@ -98,19 +99,20 @@ impl<A: Aggregate> LogManager<A> {
         let mut stream = self.inner.store.stream(&log_id, start.from).await?;
         let mut aggregate = start.aggregate;
         let mut events_read = 0u64;
-        let mut last: Option<(u32, u64)> = None;
-        let mut reduced_at = Timestamp::now();
+        // The confirmed cached event, then the last event folded: its fingerprint is computed
+        // once, at the end, not for every row.
+        let mut confirmed: Option<(u32, u64, Timestamp)> = None;
+        let mut last: Option<RawEvent> = None;
         if let Some((index, fingerprint, cached_at)) = start.confirm {
             match stream.next().await.transpose()? {
                 Some(raw) if raw.index == index && raw.fingerprint() == fingerprint => {
                     events_read = 1;
-                    last = Some((index, fingerprint));
-                    reduced_at = cached_at;
+                    confirmed = Some((index, fingerprint, cached_at));
                 }
                 _ => return Ok(None),
             }
         }
-        let mut expected = last.map_or(Some(0), |(i, _)| i.checked_add(1));
+        let mut expected = confirmed.map_or(Some(0), |(i, _, _)| i.checked_add(1));
         while let Some(raw) = stream.next().await.transpose()? {
             if Some(raw.index) != expected {
                 return Err(Error::Corrupt {
@@ -125,19 +127,24 @@ impl<A: Aggregate> LogManager<A> {
             let record = raw.decode(&log_id)?;
             aggregate.apply(&record);
             events_read += 1;
-            last = Some((raw.index, raw.fingerprint()));
             expected = raw.index.checked_add(1);
-            reduced_at = Timestamp::now();
+            last = Some(raw);
         }
-        Ok(last.map(|(through_index, fingerprint)| Reduction {
-            log_id,
-            reduced_at,
-            through_index,
-            aggregate,
-            events_read,
-            cache,
-            fingerprint,
-        }))
+        let end = match last {
+            Some(raw) => Some((raw.index, raw.fingerprint(), Timestamp::now())),
+            None => confirmed,
+        };
+        Ok(
+            end.map(|(through_index, fingerprint, reduced_at)| Reduction {
+                log_id,
+                reduced_at,
+                through_index,
+                aggregate,
+                events_read,
+                cache,
+                fingerprint,
+            }),
+        )
     }
 
     /// Hands a reduction that folded new events (or replaces a bad entry) to the writer.
