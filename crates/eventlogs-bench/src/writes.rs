@@ -8,7 +8,7 @@ use eventlogs::{AppendOptions, LogId, LogManager, LogState};
 
 use crate::harness::{run, Sample};
 use crate::report::{Measure, Row};
-use crate::setup::{Balance, Env, Payment, SCHEMA};
+use crate::setup::{Balance, Env, Payment};
 
 /// The library's own statement for one event without a key, so the ratio shows only the
 /// library's overhead (the SQL's cost is in both).

@@ -302,3 +302,71 @@ async fn a_paused_server_gives_typed_timeouts_and_no_task_hangs() {
         events.len()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_paused_mid_stream_ends_the_stream_with_a_timeout() {
+    use futures::StreamExt;
+    if !local() {
+        return;
+    }
+    let deadline = Duration::from_millis(400);
+    let pg = start().await;
+    let store = PostgresEventStore::builder(pg.url())
+        .statement_timeout(deadline)
+        .build()
+        .unwrap();
+    store.migrate().await.unwrap();
+    let log = LogId::new();
+    let client = store.pool().get().await.unwrap();
+    // Enough rows (about 100 MB) that the server is still sending when it is paused.
+    client
+        .execute(
+            "INSERT INTO eventlogs.events (log_id, event_index, payload) \
+             SELECT $1, g, jsonb_build_object('amount', 1, 'note', repeat('n', 300)) FROM generate_series(0::bigint, 299999) g",
+            &[&uuid::Uuid::from_u128(log.to_u128())],
+        )
+        .await
+        .unwrap();
+    // Fresh statistics, so the first row comes from an index scan at once, not after a sort.
+    client
+        .batch_execute("ANALYZE eventlogs.events")
+        .await
+        .unwrap();
+    drop(client);
+    let mut stream = store.stream(&log, 0).await.unwrap();
+    for _ in 0..10 {
+        stream.next().await.unwrap().unwrap();
+    }
+    pg.pause();
+    let paused_at = Instant::now();
+    let mut read = 10u64;
+    let error = loop {
+        match tokio::time::timeout(Duration::from_secs(10), stream.next())
+            .await
+            .expect("the stream never hangs")
+        {
+            Some(Ok(_)) => read += 1,
+            Some(Err(e)) => break e,
+            None => panic!("the stream ended without an error while the server was paused"),
+        }
+    };
+    let waited = paused_at.elapsed();
+    assert!(
+        matches!(error, Error::Timeout { .. }) && error.is_retryable(),
+        "{error:?}"
+    );
+    assert!(
+        waited < deadline * 3 + Duration::from_secs(2),
+        "took {waited:?}"
+    );
+    assert!(
+        stream.next().await.is_none(),
+        "the stream ends after its error"
+    );
+    pg.resume();
+    assert!(
+        store.load(&log, 0, 5).await.unwrap().len() == 5,
+        "the pool works after resume"
+    );
+    eprintln!("paused mid-stream after {read} rows: Timeout after {waited:?}");
+}

@@ -103,7 +103,8 @@ fn is_root() -> bool {
 pub fn give_to_server_user(path: &Path) -> ServerResult<()> {
     if is_root() {
         let (uid, gid) = postgres_user()?;
-        std::os::unix::fs::chown(path, Some(uid), Some(gid)).map_err(|e| ServerError(format!("chown: {e}")))?;
+        std::os::unix::fs::chown(path, Some(uid), Some(gid))
+            .map_err(|e| ServerError(format!("chown: {e}")))?;
     }
     Ok(())
 }
