@@ -147,6 +147,43 @@ async fn library_appends(
     .await)
 }
 
+/// Raw baseline for batches: the library's batch statement through plain tokio-postgres.
+async fn raw_batches(
+    env: &Env,
+    concurrency: usize,
+    batch: usize,
+    seconds: Duration,
+) -> Result<Sample, String> {
+    let pool = env.raw_pool(concurrency)?;
+    let sql = Arc::new(env.store(1).await?.batch_append_sql().to_owned());
+    let logs: Arc<Vec<LogId>> = Arc::new((0..concurrency).map(|_| LogId::new()).collect());
+    let next: Arc<Vec<AtomicU64>> = Arc::new((0..concurrency).map(|_| AtomicU64::new(0)).collect());
+    Ok(run(concurrency, seconds, move |worker, _| {
+        let (pool, sql, logs, next) = (
+            pool.clone(),
+            Arc::clone(&sql),
+            Arc::clone(&logs),
+            Arc::clone(&next),
+        );
+        async move {
+            let client = pool.get().await.map_err(|e| e.to_string())?;
+            let stmt = client
+                .prepare_cached(&sql)
+                .await
+                .map_err(|e| e.to_string())?;
+            let first = next[worker].fetch_add(batch as u64, Ordering::Relaxed) as i64;
+            let payloads: Vec<String> = (0..batch as i64).map(Payment::json).collect();
+            let metadata: Option<&str> = None;
+            let rows = client
+                .query(&stmt, &[&uuid(&logs[worker]), &first, &payloads, &metadata])
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(rows.len() as u64)
+        }
+    })
+    .await)
+}
+
 /// Sequential appends to many logs in parallel vs raw INSERTs; then batches of 100.
 pub(crate) async fn appends(
     env: &Env,
@@ -172,7 +209,18 @@ pub(crate) async fn appends(
             verdict: None,
         });
     }
+    let raw_batches = raw_batches(env, 16, 100, seconds).await?;
     let batches = library_appends(env, 16, 100, seconds).await?;
+    rows.push(Row {
+        scenario: "append_batch of 100 events".into(),
+        concurrency: 16,
+        library: batches.clone(),
+        raw: Some(raw_batches),
+        measure: Measure::Events,
+        target: None,
+        note: "baseline: the same batch statement through plain tokio-postgres".into(),
+        verdict: None,
+    });
     rows.push(Row {
         scenario: "append_batch of 100 events".into(),
         concurrency: 16,

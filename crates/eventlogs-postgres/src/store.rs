@@ -97,6 +97,13 @@ impl PostgresEventStore {
         &self.inner.sql.append_one
     }
 
+    /// The statement a batch without an idempotency key runs (parameters: log id, first
+    /// index, payloads as `text[]`, metadata JSON), for the same kind of comparison.
+    #[must_use]
+    pub fn batch_append_sql(&self) -> &str {
+        &self.inner.sql.append_many
+    }
+
     /// The configuration the store was built with.
     #[must_use]
     pub fn config(&self) -> &PostgresConfig {
