@@ -5,6 +5,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::future::BoxFuture;
+use futures::FutureExt;
+
 /// What one run measured.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Sample {
@@ -38,19 +41,72 @@ impl Sample {
     }
 }
 
+/// An operation `op(worker, iteration)` that can be run again and again.
+pub(crate) type Workload =
+    Arc<dyn Fn(usize, u64) -> BoxFuture<'static, Result<u64, String>> + Send + Sync>;
+
+/// Wraps an operation as a [`Workload`].
+pub(crate) fn workload<F, Fut>(op: F) -> Workload
+where
+    F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<u64, String>> + Send + 'static,
+{
+    Arc::new(move |worker, i| op(worker, i).boxed())
+}
+
+impl Sample {
+    fn merge(&mut self, other: Sample) {
+        self.ops += other.ops;
+        self.events += other.events;
+        self.errors += other.errors;
+        self.elapsed += other.elapsed;
+        self.latencies.extend(other.latencies);
+        self.latencies.sort_unstable();
+    }
+}
+
+/// Runs the library and the raw baseline in `rounds` alternating slices of `duration / rounds`
+/// each and merges each side's slices, so drift on a noisy machine (a checkpoint, another
+/// process) falls on both sides alike.
+pub(crate) async fn alternate(
+    concurrency: usize,
+    duration: Duration,
+    rounds: u32,
+    library: &Workload,
+    raw: &Workload,
+) -> (Sample, Sample) {
+    let slice = duration / rounds.max(1);
+    let (mut lib, mut base) = (Sample::default(), Sample::default());
+    for round in 0..rounds.max(1) {
+        // Alternate which side goes first as well.
+        if round % 2 == 0 {
+            base.merge(run_workload(concurrency, slice, raw).await);
+            lib.merge(run_workload(concurrency, slice, library).await);
+        } else {
+            lib.merge(run_workload(concurrency, slice, library).await);
+            base.merge(run_workload(concurrency, slice, raw).await);
+        }
+    }
+    (lib, base)
+}
+
 /// Runs `op(worker, iteration)` on `concurrency` workers for `duration`. Each call returns the
 /// number of events it handled, or an error that is counted.
 pub(crate) async fn run<F, Fut>(concurrency: usize, duration: Duration, op: F) -> Sample
 where
     F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<u64, String>> + Send,
+    Fut: Future<Output = Result<u64, String>> + Send + 'static,
 {
-    let op = Arc::new(op);
+    run_workload(concurrency, duration, &workload(op)).await
+}
+
+/// Runs a [`Workload`] on `concurrency` workers for `duration`.
+pub(crate) async fn run_workload(concurrency: usize, duration: Duration, op: &Workload) -> Sample {
     let started = Instant::now();
     let deadline = started + duration;
     let workers: Vec<_> = (0..concurrency)
         .map(|worker| {
-            let op = Arc::clone(&op);
+            let op = Arc::clone(op);
             tokio::spawn(async move {
                 let mut sample = Sample::default();
                 let mut iteration = 0;

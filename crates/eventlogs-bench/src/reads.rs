@@ -8,7 +8,10 @@ use eventlogs::{CacheKey, LogId, LogManager, Never};
 use futures::StreamExt;
 use tokio_postgres::types::ToSql;
 
-use crate::harness::{run, Sample};
+use crate::harness::{alternate, workload, Workload};
+
+/// Alternating slices per comparison (see [`alternate`]).
+const ROUNDS: u32 = 3;
 use crate::report::{Measure, Row};
 use crate::setup::{seed_log, Balance, Env, SCHEMA};
 
@@ -43,17 +46,12 @@ async fn raw_stream(pool: &Pool, sql: &str, log: &LogId, from: i64) -> Result<u6
 }
 
 /// Raw warm read: a Redis GET of the cached entry and the indexed SELECT from its last index.
-async fn raw_warm(
-    env: &Env,
-    logs: Arc<Vec<LogId>>,
-    through: i64,
-    seconds: Duration,
-) -> Result<Sample, String> {
+async fn raw_warm(env: &Env, logs: Arc<Vec<LogId>>, through: i64) -> Result<Workload, String> {
     use fred::interfaces::KeysInterface;
     let redis = env.raw_redis().await?;
     let pool = env.raw_pool(1)?;
     let sql = Arc::new(select_sql());
-    Ok(run(1, seconds, move |_, i| {
+    Ok(workload(move |_, i| {
         let (redis, pool, sql, logs) = (
             redis.clone(),
             pool.clone(),
@@ -69,8 +67,7 @@ async fn raw_warm(
             }
             raw_stream(&pool, &sql, &log, through).await
         }
-    })
-    .await)
+    }))
 }
 
 /// Logs of `len` events with a reduction through `len - 1` cached, then `new` more events.
@@ -107,14 +104,14 @@ async fn warm_logs(env: &Env, count: usize, len: i64, new: i64) -> Result<Vec<Lo
 pub(crate) async fn warm(env: &Env, seconds: Duration, rows: &mut Vec<Row>) -> Result<(), String> {
     for (new, bound) in [(0i64, 1.3), (10, 1.5)] {
         let ids = Arc::new(warm_logs(env, 200, 100, new).await?);
-        let raw = raw_warm(env, Arc::clone(&ids), 99, seconds).await?;
+        let raw = raw_warm(env, Arc::clone(&ids), 99).await?;
         // The policy `Never` keeps the warm entries as they are, so every call does the same work.
         let logs: LogManager<Balance> = LogManager::builder(env.store(1).await?)
             .cache(env.cache().await?)
             .caching_policy(Never)
             .build();
         let expected = 100 + new as u64;
-        let library = run(1, seconds, move |_, i| {
+        let library = workload(move |_, i| {
             let (logs, ids) = (logs.clone(), Arc::clone(&ids));
             async move {
                 let r = logs
@@ -129,8 +126,8 @@ pub(crate) async fn warm(env: &Env, seconds: Duration, rows: &mut Vec<Row>) -> R
                 }
                 Ok(r.events_read)
             }
-        })
-        .await;
+        });
+        let (library, raw) = alternate(1, seconds, ROUNDS, &library, &raw).await;
         rows.push(Row {
             scenario: if new == 0 {
                 "reduce, warm cache, no new events".into()
@@ -154,20 +151,19 @@ pub(crate) async fn cold(env: &Env, seconds: Duration, rows: &mut Vec<Row>) -> R
     let pool = env.raw_pool(1)?;
     let log = seed_log(&pool, 10_000).await?;
     let sql = Arc::new(select_sql());
-    let raw = run(1, seconds, move |_, _| {
+    let raw = workload(move |_, _| {
         let (pool, sql) = (pool.clone(), Arc::clone(&sql));
         async move { raw_stream(&pool, &sql, &log, 0).await }
-    })
-    .await;
+    });
     let logs: LogManager<Balance> = LogManager::new(env.store(1).await?);
-    let library = run(1, seconds, move |_, _| {
+    let library = workload(move |_, _| {
         let logs = logs.clone();
         async move {
             let r = logs.reduce(&log).await.map_err(|e| e.to_string())?;
             Ok(r.events_read)
         }
-    })
-    .await;
+    });
+    let (library, raw) = alternate(1, seconds, ROUNDS, &library, &raw).await;
     rows.push(Row {
         scenario: "cold reduce of a 10,000-event log".into(),
         concurrency: 1,

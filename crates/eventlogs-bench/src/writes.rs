@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use eventlogs::{AppendOptions, LogId, LogManager, LogState};
 
-use crate::harness::{run, Sample};
+use crate::harness::{alternate, run, workload, Workload};
+
+/// Alternating slices per comparison (see [`alternate`]).
+const ROUNDS: u32 = 3;
 use crate::report::{Measure, Row};
 use crate::setup::{Balance, Env, Payment};
 
@@ -25,13 +28,12 @@ fn uuid(log: &LogId) -> uuid::Uuid {
 async fn raw_inserts(
     env: &Env,
     concurrency: usize,
-    seconds: Duration,
     logs: Option<Arc<Vec<LogId>>>,
-) -> Result<Sample, String> {
+) -> Result<Workload, String> {
     let pool = env.raw_pool(concurrency)?;
     let next: Arc<Vec<AtomicU64>> = Arc::new((0..concurrency).map(|_| AtomicU64::new(0)).collect());
     let sql = Arc::new(append_sql(env).await?);
-    Ok(run(concurrency, seconds, move |worker, i| {
+    Ok(workload(move |worker, i| {
         let (pool, sql, logs, next) = (
             pool.clone(),
             Arc::clone(&sql),
@@ -62,8 +64,7 @@ async fn raw_inserts(
             }
             Ok(1)
         }
-    })
-    .await)
+    }))
 }
 
 /// `create` of a one-event log vs a raw INSERT, at each concurrency.
@@ -73,9 +74,9 @@ pub(crate) async fn creates(
     rows: &mut Vec<Row>,
 ) -> Result<(), String> {
     for concurrency in [1, 16, 64] {
-        let raw = raw_inserts(env, concurrency, seconds, None).await?;
+        let raw = raw_inserts(env, concurrency, None).await?;
         let logs: LogManager<Balance> = LogManager::new(env.store(concurrency).await?);
-        let library = run(concurrency, seconds, move |_, i| {
+        let library = workload(move |_, i| {
             let logs = logs.clone();
             async move {
                 logs.create(
@@ -87,8 +88,8 @@ pub(crate) async fn creates(
                 .map(|_| 1)
                 .map_err(|e| e.to_string())
             }
-        })
-        .await;
+        });
+        let (library, raw) = alternate(concurrency, seconds, ROUNDS, &library, &raw).await;
         rows.push(Row {
             scenario: "create a 1-event log".into(),
             concurrency,
@@ -118,16 +119,11 @@ async fn worker_logs(logs: &LogManager<Balance>, n: usize) -> Result<Vec<LogStat
 }
 
 /// Appends of `batch` events by `concurrency` workers, each to its own log.
-async fn library_appends(
-    env: &Env,
-    concurrency: usize,
-    batch: usize,
-    seconds: Duration,
-) -> Result<Sample, String> {
+async fn library_appends(env: &Env, concurrency: usize, batch: usize) -> Result<Workload, String> {
     let logs: LogManager<Balance> = LogManager::new(env.store(concurrency).await?);
     let states = Arc::new(Mutex::new(worker_logs(&logs, concurrency).await?));
     let events: Arc<Vec<Payment>> = Arc::new((0..batch as i64).map(Payment::new).collect());
-    Ok(run(concurrency, seconds, move |worker, _| {
+    Ok(workload(move |worker, _| {
         let (logs, states, events) = (logs.clone(), Arc::clone(&states), Arc::clone(&events));
         async move {
             let state = states.lock().map_err(|e| e.to_string())?[worker];
@@ -143,22 +139,16 @@ async fn library_appends(
             states.lock().map_err(|e| e.to_string())?[worker] = next;
             Ok(events.len() as u64)
         }
-    })
-    .await)
+    }))
 }
 
 /// Raw baseline for batches: the library's batch statement through plain tokio-postgres.
-async fn raw_batches(
-    env: &Env,
-    concurrency: usize,
-    batch: usize,
-    seconds: Duration,
-) -> Result<Sample, String> {
+async fn raw_batches(env: &Env, concurrency: usize, batch: usize) -> Result<Workload, String> {
     let pool = env.raw_pool(concurrency)?;
     let sql = Arc::new(env.store(1).await?.batch_append_sql().to_owned());
     let logs: Arc<Vec<LogId>> = Arc::new((0..concurrency).map(|_| LogId::new()).collect());
     let next: Arc<Vec<AtomicU64>> = Arc::new((0..concurrency).map(|_| AtomicU64::new(0)).collect());
-    Ok(run(concurrency, seconds, move |worker, _| {
+    Ok(workload(move |worker, _| {
         let (pool, sql, logs, next) = (
             pool.clone(),
             Arc::clone(&sql),
@@ -180,8 +170,7 @@ async fn raw_batches(
                 .map_err(|e| e.to_string())?;
             Ok(rows.len() as u64)
         }
-    })
-    .await)
+    }))
 }
 
 /// Sequential appends to many logs in parallel vs raw INSERTs; then batches of 100.
@@ -192,9 +181,10 @@ pub(crate) async fn appends(
 ) -> Result<(), String> {
     let mut single_at_16 = None;
     for concurrency in [1, 16, 64] {
-        let library = library_appends(env, concurrency, 1, seconds).await?;
+        let library = library_appends(env, concurrency, 1).await?;
         let raw_logs: Arc<Vec<LogId>> = Arc::new((0..concurrency).map(|_| LogId::new()).collect());
-        let raw = raw_inserts(env, concurrency, seconds, Some(raw_logs)).await?;
+        let raw = raw_inserts(env, concurrency, Some(raw_logs)).await?;
+        let (library, raw) = alternate(concurrency, seconds, ROUNDS, &library, &raw).await;
         if concurrency == 16 {
             single_at_16 = Some(library.clone());
         }
@@ -209,8 +199,9 @@ pub(crate) async fn appends(
             verdict: None,
         });
     }
-    let raw_batches = raw_batches(env, 16, 100, seconds).await?;
-    let batches = library_appends(env, 16, 100, seconds).await?;
+    let raw_batches = raw_batches(env, 16, 100).await?;
+    let batches = library_appends(env, 16, 100).await?;
+    let (batches, raw_batches) = alternate(16, seconds, ROUNDS, &batches, &raw_batches).await;
     rows.push(Row {
         scenario: "append_batch of 100 events".into(),
         concurrency: 16,
