@@ -31,7 +31,9 @@ pub use policy::{Always, CachingPolicy, LogAgePolicy, LogLengthPolicy, Never};
 pub use record::{EventRecord, NewEvent, RawEvent};
 pub use reduction::{CacheOutcome, Reduction};
 pub use state::LogState;
-pub use store::{check_idempotency_key, AppendRequest, Appended, EventStore, RawEventStream};
+pub use store::{
+    check_idempotency_key, AppendRequest, Appended, EventStore, RawEventStream, StoredKey,
+};
 pub use timestamp::Timestamp;
 
 /// Re-exported so implementors of the traits use the same version.

@@ -127,6 +127,24 @@ impl AppendRequest {
         Ok(())
     }
 
+    /// The answer to this request when its idempotency key is already stored as `stored`:
+    /// [`Error::IdempotentReplay`] naming the original write when the request hash matches,
+    /// [`Error::IdempotencyConflict`] when it does not. Every store answers through this.
+    #[must_use]
+    pub fn key_already_used(&self, stored: &StoredKey) -> Error {
+        let key = self.idempotency_key.clone().unwrap_or_default();
+        if stored.request_hash == self.request_hash {
+            Error::IdempotentReplay {
+                key,
+                log_id: stored.log_id,
+                first_index: stored.first_index,
+                count: stored.count,
+            }
+        } else {
+            Error::IdempotencyConflict { key }
+        }
+    }
+
     /// The index of the first event, once [`validate`](Self::validate) has passed.
     #[must_use]
     pub fn first_index(&self) -> u32 {
@@ -208,6 +226,19 @@ fn check_no_nul(json: &str) -> Result<()> {
         search = at + 5;
     }
     Ok(())
+}
+
+/// What a store keeps of an idempotency key: the write it was used for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredKey {
+    /// The log written to.
+    pub log_id: LogId,
+    /// The index of the first event written.
+    pub first_index: u32,
+    /// How many events were written.
+    pub count: u32,
+    /// [`AppendRequest::request_hash`] of the write.
+    pub request_hash: u64,
 }
 
 /// What a successful append wrote.

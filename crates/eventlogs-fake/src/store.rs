@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use async_trait::async_trait;
 use eventlogs_core::{
     AppendRequest, Appended, Error, EventStore, Limits, LogId, RawEvent, RawEventStream, Result,
-    Timestamp,
+    StoredKey, Timestamp,
 };
 use futures::StreamExt;
 
@@ -38,15 +38,7 @@ pub struct FakeEventStore {
 #[derive(Debug, Default)]
 struct State {
     logs: HashMap<LogId, Vec<RawEvent>>,
-    keys: HashMap<String, KeyRecord>,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct KeyRecord {
-    log_id: LogId,
-    first_index: u32,
-    count: u32,
-    request_hash: u64,
+    keys: HashMap<String, StoredKey>,
 }
 
 impl FakeEventStore {
@@ -97,18 +89,7 @@ impl EventStore for FakeEventStore {
         let mut state = self.lock();
         if let Some(key) = request.idempotency_key() {
             if let Some(used) = state.keys.get(key) {
-                return Err(if used.request_hash == request.request_hash() {
-                    Error::IdempotentReplay {
-                        key: key.to_owned(),
-                        log_id: used.log_id,
-                        first_index: used.first_index,
-                        count: used.count,
-                    }
-                } else {
-                    Error::IdempotencyConflict {
-                        key: key.to_owned(),
-                    }
-                });
+                return Err(request.key_already_used(used));
             }
         }
         let len = state.logs.get(&log_id).map_or(0, Vec::len) as u64;
@@ -146,7 +127,7 @@ impl EventStore for FakeEventStore {
             });
         state.logs.entry(log_id).or_default().extend(events);
         if let Some(key) = key {
-            let record = KeyRecord {
+            let record = StoredKey {
                 log_id,
                 first_index,
                 count,

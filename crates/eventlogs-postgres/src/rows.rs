@@ -1,17 +1,8 @@
 //! Decoding rows into events and key records, refusing values that break the store's invariants.
 
-use eventlogs_core::{Error, LogId, RawEvent, Result, Timestamp};
+use eventlogs_core::{Error, LogId, RawEvent, Result, StoredKey, Timestamp};
 use tokio_postgres::types::{FromSql, Type};
 use tokio_postgres::Row;
-
-/// The stored record of an idempotency key.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct KeyRecord {
-    pub(crate) log_id: LogId,
-    pub(crate) first_index: u32,
-    pub(crate) count: u32,
-    pub(crate) request_hash: u64,
-}
 
 fn corrupt(log_id: &LogId, index: i64, reason: impl Into<String>) -> Error {
     Error::Corrupt {
@@ -65,7 +56,7 @@ impl<'a> FromSql<'a> for PgTimestamp {
 
 /// The key record in columns `at..at + 4` (`log_id, first_index, event_count, request_hash`),
 /// or `None` when they are null.
-pub(crate) fn key_record(row: &Row, at: usize) -> Result<Option<KeyRecord>> {
+pub(crate) fn key_record(row: &Row, at: usize) -> Result<Option<StoredKey>> {
     let bad = |e: String| Error::Backend {
         service: "postgres",
         source: format!("unreadable idempotency key row: {e}").into(),
@@ -77,7 +68,7 @@ pub(crate) fn key_record(row: &Row, at: usize) -> Result<Option<KeyRecord>> {
     let first: i64 = row.try_get(at + 1).map_err(|e| bad(e.to_string()))?;
     let count: i32 = row.try_get(at + 2).map_err(|e| bad(e.to_string()))?;
     let hash: i64 = row.try_get(at + 3).map_err(|e| bad(e.to_string()))?;
-    Ok(Some(KeyRecord {
+    Ok(Some(StoredKey {
         log_id: LogId::from_u128(log_id.as_u128()),
         first_index: u32::try_from(first).map_err(|e| bad(e.to_string()))?,
         count: u32::try_from(count).map_err(|e| bad(e.to_string()))?,

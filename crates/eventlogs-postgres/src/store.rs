@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use deadpool_postgres::{Object, Pool};
 use eventlogs_core::{
     AppendRequest, Appended, Error, EventStore, Limits, LogId, RawEvent, RawEventStream, Result,
-    Timestamp,
+    StoredKey, Timestamp,
 };
 use futures::Stream;
 use tokio::time::{Instant, Sleep};
@@ -20,7 +20,7 @@ use tokio_postgres::{Row, RowStream};
 
 use crate::config::{redact, PostgresConfig, PostgresStoreBuilder};
 use crate::error::{classify, pool_error, query_error, statement_timeout, Failure};
-use crate::rows::{self, KeyRecord};
+use crate::rows;
 use crate::schema::{quote_schema, MIGRATIONS, MIGRATIONS_TABLE};
 use crate::sql::Statements;
 
@@ -183,7 +183,7 @@ impl PostgresEventStore {
         tx.commit().await.map_err(query_error)
     }
 
-    async fn key_record(&self, key: &str) -> Result<Option<KeyRecord>> {
+    async fn key_record(&self, key: &str) -> Result<Option<StoredKey>> {
         let rows = self
             .rows(&self.inner.sql.key, &[&key])
             .await?
@@ -261,22 +261,6 @@ impl PostgresEventStore {
             })
         }))
     }
-
-    /// The error for a key that is already stored.
-    fn used_key(request: &AppendRequest, key: &str, used: KeyRecord) -> Error {
-        if used.request_hash == request.request_hash() {
-            Error::IdempotentReplay {
-                key: key.to_owned(),
-                log_id: used.log_id,
-                first_index: used.first_index,
-                count: used.count,
-            }
-        } else {
-            Error::IdempotencyConflict {
-                key: key.to_owned(),
-            }
-        }
-    }
 }
 
 /// What an append statement did.
@@ -284,7 +268,7 @@ enum Inserted {
     /// Wrote `count` events committed at `recorded_at`.
     Events { count: u32, recorded_at: SystemTime },
     /// Wrote nothing: the key was already stored.
-    KeyUsed(KeyRecord),
+    KeyUsed(StoredKey),
     /// Wrote nothing: the index before the expected one does not exist.
     PreviousMissing,
     /// The statement's answer could not be decoded.
@@ -308,7 +292,7 @@ impl EventStore for PostgresEventStore {
                         // Another transaction stored the key and committed first.
                         let key = request.idempotency_key().unwrap_or_default();
                         match self.key_record(key).await? {
-                            Some(used) => Self::used_key(request, key, used),
+                            Some(used) => request.key_already_used(&used),
                             None => Error::unavailable("postgres", "idempotency key race; retry"),
                         }
                     }
@@ -323,11 +307,7 @@ impl EventStore for PostgresEventStore {
                 count,
                 recorded_at: Timestamp::from_system_time(recorded_at),
             }),
-            Inserted::KeyUsed(used) => Err(Self::used_key(
-                request,
-                request.idempotency_key().unwrap_or_default(),
-                used,
-            )),
+            Inserted::KeyUsed(used) => Err(request.key_already_used(&used)),
             Inserted::Unreadable(error) => Err(error),
             Inserted::PreviousMissing => Err(if self.log_exists(&log_id).await? {
                 Error::IndexGap {
