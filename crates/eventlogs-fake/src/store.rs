@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use eventlogs_core::{
-    AppendRequest, Appended, Error, EventStore, Limits, LogId, RawEvent, RawEventStream, Result,
-    StoredKey, Timestamp,
+    AppendRequest, Appended, Error, EventFeed, EventStore, FeedEvent, FeedPosition, Limits, LogId,
+    RawEvent, RawEventStream, Result, StoredKey, Timestamp,
 };
 use futures::StreamExt;
 
@@ -39,6 +39,9 @@ pub struct FakeEventStore {
 struct State {
     logs: HashMap<LogId, Vec<RawEvent>>,
     keys: HashMap<String, StoredKey>,
+    /// Every event in commit order: the global feed.
+    feed: Vec<(FeedPosition, LogId, u32)>,
+    commits: u64,
 }
 
 impl FakeEventStore {
@@ -126,6 +129,15 @@ impl EventStore for FakeEventStore {
                 payload: event.json().to_owned(),
             });
         state.logs.entry(log_id).or_default().extend(events);
+        state.commits += 1;
+        let commit = state.commits;
+        for offset in 0..count {
+            let position = FeedPosition {
+                transaction: commit,
+                sequence: u64::from(offset) + 1,
+            };
+            state.feed.push((position, log_id, first_index + offset));
+        }
         if let Some(key) = key {
             let record = StoredKey {
                 log_id,
@@ -199,4 +211,25 @@ fn chunk(state: &Mutex<State>, log_id: &LogId, from: usize) -> Vec<RawEvent> {
     };
     let from = from.min(events.len());
     events[from..(from + STREAM_CHUNK).min(events.len())].to_vec()
+}
+
+#[async_trait]
+impl EventFeed for FakeEventStore {
+    async fn read_feed(&self, after: FeedPosition, max: u32) -> Result<Vec<FeedEvent>> {
+        // Appends commit under the lock in feed order, so nothing can commit late here.
+        let state = self.lock();
+        let start = state.feed.partition_point(|(p, _, _)| *p <= after);
+        Ok(state.feed[start..]
+            .iter()
+            .take(max as usize)
+            .filter_map(|(position, log_id, index)| {
+                let event = state.logs.get(log_id)?.get(*index as usize)?.clone();
+                Some(FeedEvent {
+                    position: *position,
+                    log_id: *log_id,
+                    event,
+                })
+            })
+            .collect())
+    }
 }

@@ -32,3 +32,15 @@ mod manager {
     use super::*;
     eventlogs_testkit::log_manager_suite!(pair());
 }
+
+mod feed {
+    use super::*;
+    use eventlogs_core::EventFeed;
+
+    async fn pair() -> Option<(Arc<dyn EventStore>, Arc<dyn EventFeed>)> {
+        let store = Arc::new(FakeEventStore::new());
+        Some((store.clone(), store))
+    }
+
+    eventlogs_testkit::event_feed_suite!(pair());
+}

@@ -14,6 +14,7 @@
 
 mod config;
 mod error;
+mod feed;
 mod rows;
 mod schema;
 mod sql;

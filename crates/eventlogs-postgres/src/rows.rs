@@ -14,18 +14,23 @@ fn corrupt(log_id: &LogId, index: i64, reason: impl Into<String>) -> Error {
 
 /// A row of `event_index, recorded_at, payload::text, metadata::text, idempotency_key`.
 pub(crate) fn event(log_id: &LogId, row: &Row) -> Result<RawEvent> {
+    event_at(log_id, row, 0)
+}
+
+/// The same five columns starting at column `at`.
+pub(crate) fn event_at(log_id: &LogId, row: &Row, at: usize) -> Result<RawEvent> {
     let index: i64 = row
-        .try_get(0)
+        .try_get(at)
         .map_err(|e| corrupt(log_id, -1, e.to_string()))?;
     let decode = |e: tokio_postgres::Error| corrupt(log_id, index, e.to_string());
-    let recorded_at: PgTimestamp = row.try_get(1).map_err(decode)?;
+    let recorded_at: PgTimestamp = row.try_get(at + 1).map_err(decode)?;
     Ok(RawEvent {
         index: u32::try_from(index)
             .map_err(|_| corrupt(log_id, index, "index outside 0..=u32::MAX"))?,
         recorded_at: recorded_at.0,
-        payload: row.try_get(2).map_err(decode)?,
-        metadata: row.try_get(3).map_err(decode)?,
-        idempotency_key: row.try_get(4).map_err(decode)?,
+        payload: row.try_get(at + 2).map_err(decode)?,
+        metadata: row.try_get(at + 3).map_err(decode)?,
+        idempotency_key: row.try_get(at + 4).map_err(decode)?,
     })
 }
 

@@ -16,10 +16,11 @@ pub struct Migration {
 ///
 /// Every unique constraint includes its table's distribution key (`events` by `log_id`,
 /// `idempotency_keys` by `key`), so the schema can be distributed with Citus.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "events and idempotency keys",
-    sql: r#"
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "events and idempotency keys",
+        sql: r#"
 CREATE SEQUENCE {schema}.event_position;
 
 CREATE TABLE {schema}.events (
@@ -43,7 +44,15 @@ CREATE TABLE {schema}.idempotency_keys (
     created_at   timestamptz NOT NULL DEFAULT now()
 );
 "#,
-}];
+    },
+    Migration {
+        version: 2,
+        description: "global feed order",
+        sql: r#"
+CREATE INDEX events_feed ON {schema}.events (transaction_id, position);
+"#,
+    },
+];
 
 /// The bookkeeping table every migration run creates first.
 pub(crate) const MIGRATIONS_TABLE: &str = r#"

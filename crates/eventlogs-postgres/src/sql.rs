@@ -21,6 +21,9 @@ pub(crate) struct Statements {
     pub(crate) stream: String,
     /// `$1` key.
     pub(crate) key: String,
+    /// `$1` transaction id (text), `$2` position, `$3` limit: the feed after a position, below
+    /// the oldest running transaction.
+    pub(crate) feed: String,
     /// `$1` log id: whether index 0 exists.
     pub(crate) log_exists: String,
 }
@@ -76,6 +79,12 @@ FROM (SELECT 1) AS one LEFT JOIN used AS u ON true"#
             stream: format!(
                 "SELECT {COLUMNS} FROM {schema}.events WHERE log_id = $1 AND event_index >= $2 \
                  ORDER BY event_index"
+            ),
+            feed: format!(
+                "SELECT transaction_id::text, position, log_id, {COLUMNS} FROM {schema}.events \
+                 WHERE (transaction_id, position) > ($1::text::xid8, $2::bigint) \
+                 AND transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
+                 ORDER BY transaction_id, position LIMIT $3"
             ),
             key: format!(
                 "SELECT log_id, first_index, event_count, request_hash FROM {schema}.idempotency_keys WHERE key = $1"

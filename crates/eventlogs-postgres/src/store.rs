@@ -104,6 +104,11 @@ impl PostgresEventStore {
         &self.inner.sql.append_many
     }
 
+    /// The prepared statements.
+    pub(crate) fn statements(&self) -> &Statements {
+        &self.inner.sql
+    }
+
     /// The configuration the store was built with.
     #[must_use]
     pub fn config(&self) -> &PostgresConfig {
@@ -121,7 +126,7 @@ impl PostgresEventStore {
 
     /// Runs one prepared statement within the statement timeout. The outer error is the pool's
     /// or the deadline's; the inner one is the statement's, left to the caller to classify.
-    async fn rows(
+    pub(crate) async fn rows(
         &self,
         sql: &str,
         params: &[&(dyn ToSql + Sync)],

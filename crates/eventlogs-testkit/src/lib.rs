@@ -18,6 +18,8 @@ pub mod aggregates;
 #[cfg(feature = "suites")]
 pub mod cache_suite;
 #[cfg(feature = "suites")]
+pub mod feed_suite;
+#[cfg(feature = "suites")]
 pub mod manager_suite;
 #[cfg(feature = "suites")]
 pub mod model;
@@ -93,6 +95,18 @@ macro_rules! log_manager_suite {
             reduce_and_retry_writers_lose_nothing,
             load_pages_and_stream_agree,
             model_based_operation_sequences,
+        );
+    };
+}
+
+/// Expands the global feed suite. The factory yields `Option<(Arc<dyn EventStore>, Arc<dyn EventFeed>)>`
+/// over a store whose feed is empty.
+#[macro_export]
+macro_rules! event_feed_suite {
+    ($factory:expr) => {
+        $crate::__tests!($factory, feed_suite;
+            feed_delivers_every_event_once_in_commit_order,
+            concurrent_writers_are_read_once_each,
         );
     };
 }

@@ -1,0 +1,57 @@
+//! The global feed: every event of every log in one order all readers share, for read models.
+
+use std::fmt;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::{LogId, RawEvent, Result};
+
+/// A place in the global feed, ordered. `FeedPosition::START` is before every event.
+///
+/// Store it as a checkpoint and read on from it: a reader that resumes from the position of
+/// the last event it handled never skips and never repeats an event.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub struct FeedPosition {
+    /// The writing transaction (or commit) order.
+    pub transaction: u64,
+    /// The order within it.
+    pub sequence: u64,
+}
+
+impl FeedPosition {
+    /// Before the first event.
+    pub const START: Self = Self {
+        transaction: 0,
+        sequence: 0,
+    };
+}
+
+impl fmt::Display for FeedPosition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.transaction, self.sequence)
+    }
+}
+
+/// One event in the feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedEvent {
+    /// Where it is in the feed.
+    pub position: FeedPosition,
+    /// The log it belongs to.
+    pub log_id: LogId,
+    /// The event.
+    pub event: RawEvent,
+}
+
+/// Reads the global feed.
+///
+/// Implementations return only events that no later commit can precede: a transaction that
+/// commits late (after others that started after it) is delivered at its place, never skipped.
+#[async_trait]
+pub trait EventFeed: Send + Sync + fmt::Debug + 'static {
+    /// At most `max` events after `after`, in feed order.
+    async fn read_feed(&self, after: FeedPosition, max: u32) -> Result<Vec<FeedEvent>>;
+}

@@ -1,0 +1,81 @@
+//! The global feed on PostgreSQL: the conformance suite on a fresh schema per test, and a
+//! transaction that commits late is delivered at its place instead of being skipped.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use eventlogs_core::{
+    AppendRequest, EventFeed, EventStore, FeedPosition, LogId, LogState, NewEvent,
+};
+use eventlogs_postgres::PostgresEventStore;
+use eventlogs_testkit::feed_suite::read_until;
+
+/// A migrated store on a schema of its own, so its feed starts empty.
+async fn fresh() -> Option<PostgresEventStore> {
+    let url = eventlogs_testkit::servers::database_url()?;
+    let schema = format!(
+        "feed_{}",
+        LogId::new().to_string().to_lowercase().replace("log_", "")
+    );
+    let store = PostgresEventStore::builder(url)
+        .schema(schema)
+        .build()
+        .unwrap();
+    store.migrate().await.unwrap();
+    Some(store)
+}
+
+async fn pair() -> Option<(Arc<dyn EventStore>, Arc<dyn EventFeed>)> {
+    let store = Arc::new(fresh().await?);
+    Some((store.clone(), store))
+}
+
+mod conformance {
+    eventlogs_testkit::event_feed_suite!(super::pair());
+}
+
+#[tokio::test]
+async fn a_late_commit_is_held_back_then_delivered_in_order() {
+    let Some(store) = fresh().await else { return };
+    let schema = store.config().schema.clone();
+    let feed: Arc<dyn EventFeed> = Arc::new(store.clone());
+    // A writer that started first and commits last.
+    let mut slow = store.pool().get().await.unwrap();
+    let tx = slow.transaction().await.unwrap();
+    let slow_log = LogId::new();
+    tx.execute(
+        &format!("INSERT INTO {schema}.events (log_id, event_index, payload) VALUES ($1, 0, '1')"),
+        &[&uuid::Uuid::from_u128(slow_log.to_u128())],
+    )
+    .await
+    .unwrap();
+    // A writer that started later and commits first.
+    let fast_log = LogId::new();
+    let req = AppendRequest::new(
+        LogState::empty(fast_log),
+        vec![NewEvent::new(&2).unwrap()],
+        None,
+        None,
+    );
+    store.append(&req).await.unwrap();
+    assert!(
+        feed.read_feed(FeedPosition::START, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "the fast commit waits behind the open transaction"
+    );
+    tx.commit().await.unwrap();
+    let all = read_until(&feed, FeedPosition::START, 10, 2).await;
+    let logs: Vec<LogId> = all.iter().map(|e| e.log_id).collect();
+    assert_eq!(
+        logs,
+        [slow_log, fast_log],
+        "both delivered, the earlier transaction first"
+    );
+    let client = store.pool().get().await.unwrap();
+    client
+        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .await
+        .unwrap();
+}
