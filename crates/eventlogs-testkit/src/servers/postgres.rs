@@ -201,6 +201,8 @@ impl PostgresServer {
             args,
             user,
             log: dir.join("postgres.log"),
+            stop_signal: "INT",
+            stop_timeout: Duration::from_secs(30),
         };
         let mut server = Self {
             process: ServerProcess::start(spec, dir)?,
@@ -273,7 +275,7 @@ impl PostgresServer {
 
     /// Fast shutdown (SIGINT), waiting for it to finish.
     pub fn stop(&mut self) {
-        self.process.stop("INT", Duration::from_secs(30));
+        self.process.shut_down();
     }
 
     /// SIGKILL to the postmaster and every backend at once, as a crash would.
@@ -294,10 +296,7 @@ impl PostgresServer {
     /// Starts the server again on the same port and data (stopping it first if it runs), and
     /// waits until it accepts connections (crash recovery included).
     pub fn restart(&mut self) -> ServerResult<()> {
-        if self.process.is_started() {
-            self.stop();
-        }
-        self.process.respawn()?;
+        self.process.restart()?;
         self.wait_ready()
     }
 }

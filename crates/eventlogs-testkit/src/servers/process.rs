@@ -47,6 +47,9 @@ pub(crate) struct Spec {
     /// Run as this (uid, gid), for PostgreSQL started by root.
     pub(crate) user: Option<(u32, u32)>,
     pub(crate) log: PathBuf,
+    /// The signal that shuts the server down cleanly, and how long that may take.
+    pub(crate) stop_signal: &'static str,
+    pub(crate) stop_timeout: Duration,
 }
 
 /// The main process and its children. PostgreSQL backends call `setsid`, so they are not in
@@ -240,15 +243,27 @@ impl ServerProcess {
         self.spawn()
     }
 
-    /// Whether the main process has been started and not stopped or killed by this handle.
-    pub(crate) fn is_started(&self) -> bool {
-        self.child.is_some()
+    /// Shuts the server down with its clean-shutdown signal, killing it if that takes too long.
+    pub(crate) fn shut_down(&mut self) {
+        self.stop(self.spec.stop_signal, self.spec.stop_timeout);
+    }
+
+    /// Stops the server if it runs and starts it again with the same arguments; the caller
+    /// waits until it is ready.
+    pub(crate) fn restart(&mut self) -> ServerResult<()> {
+        if self.child.is_some() {
+            self.shut_down();
+        }
+        self.respawn()
     }
 }
 
 impl Drop for ServerProcess {
     fn drop(&mut self) {
-        self.stop("TERM", Duration::from_secs(5));
+        self.stop(
+            self.spec.stop_signal,
+            self.spec.stop_timeout.min(Duration::from_secs(5)),
+        );
         if let Some(mut watchdog) = self.watchdog.take() {
             send("KILL", watchdog.id(), true);
             let _ = watchdog.wait();

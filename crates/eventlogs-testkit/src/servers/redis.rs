@@ -75,6 +75,8 @@ impl RedisServer {
             args,
             user: None,
             log: dir.join("redis.log"),
+            stop_signal: "TERM",
+            stop_timeout: Duration::from_secs(10),
         };
         let mut server = Self {
             process: ServerProcess::start(spec, dir)?,
@@ -117,7 +119,7 @@ impl RedisServer {
 
     /// Graceful shutdown (SIGTERM).
     pub fn stop(&mut self) {
-        self.process.stop("TERM", Duration::from_secs(10));
+        self.process.shut_down();
     }
 
     /// SIGKILL.
@@ -137,10 +139,7 @@ impl RedisServer {
 
     /// Starts again on the same port (empty: Redis keeps nothing on disk here).
     pub fn restart(&mut self) -> ServerResult<()> {
-        if self.process.is_started() {
-            self.stop();
-        }
-        self.process.respawn()?;
+        self.process.restart()?;
         self.wait_ready()
     }
 }
