@@ -120,14 +120,13 @@ impl<A: Aggregate> LogManager<A> {
                 state_log_id: state.log_id(),
             });
         }
-        let limits = self.inner.store.limits();
-        crate::store::check_count(events.len(), limits)?;
-        let mut new_events = Vec::with_capacity(events.len());
-        for (position, event) in events.iter().enumerate() {
-            let event = NewEvent::new(event)?;
-            crate::store::check_event(position, event.json(), limits)?;
-            new_events.push(event);
-        }
+        // An over-long batch is refused before anything is serialized; sizes and contents are
+        // checked once, by the store's `AppendRequest::validate`.
+        crate::store::check_count(events.len(), self.inner.store.limits())?;
+        let new_events = events
+            .iter()
+            .map(NewEvent::new)
+            .collect::<Result<Vec<_>>>()?;
         let metadata = options.meta().map(NewEvent::new).transpose()?;
         let request = AppendRequest::new(
             state,
