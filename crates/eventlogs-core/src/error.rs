@@ -126,6 +126,19 @@ pub enum Error {
         source: BoxError,
     },
 
+    /// A subscription's handler failed. The batch it was given is not checkpointed, so it is
+    /// delivered again when the subscription runs next.
+    #[error("subscription {subscription:?}: handler failed at {position}")]
+    Handler {
+        /// The subscription's name.
+        subscription: String,
+        /// The feed position of the last event in the failed batch.
+        position: crate::FeedPosition,
+        /// The handler's error.
+        #[source]
+        source: BoxError,
+    },
+
     /// Stored data could not be read back: an event that no longer deserializes into the
     /// event type, or a row that breaks the store's invariants.
     #[error("corrupt data in {log_id} at index {index}: {reason}")]
@@ -168,6 +181,7 @@ impl Error {
             Self::Unavailable { .. } => "unavailable",
             Self::Timeout { .. } => "timeout",
             Self::Backend { .. } => "backend",
+            Self::Handler { .. } => "handler",
             Self::Corrupt { .. } => "corrupt",
         }
     }
@@ -242,6 +256,10 @@ pub enum InvalidInput {
     /// An event or the metadata could not be serialized to JSON, or holds a NUL character.
     #[error("cannot serialize: {0}")]
     Serialize(String),
+    /// A subscription name is empty, longer than 120 bytes or holds characters other than
+    /// ASCII letters, digits, `_`, `-`, `.` and `:`.
+    #[error("invalid subscription name {0:?}")]
+    SubscriptionName(String),
     /// A configuration value (a schema name, a prefix, a size) is not acceptable.
     #[error("invalid configuration: {0}")]
     Config(String),

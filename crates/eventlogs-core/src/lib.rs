@@ -18,6 +18,7 @@ mod record;
 mod reduction;
 mod state;
 mod store;
+mod subscription;
 mod timestamp;
 
 pub use aggregate::Aggregate;
@@ -35,6 +36,11 @@ pub use reduction::{CacheOutcome, Reduction};
 pub use state::LogState;
 pub use store::{
     check_idempotency_key, AppendRequest, Appended, EventStore, RawEventStream, StoredKey,
+};
+pub use subscription::{
+    handler_failed, AtLeastOnce, Delivery, FeedFilter, Handler, Lag, Subscription,
+    SubscriptionClaim, SubscriptionName, SubscriptionOptions, SubscriptionStore,
+    MAX_BATCH_SIZE as MAX_SUBSCRIPTION_BATCH, MAX_NAME_LEN as MAX_SUBSCRIPTION_NAME_LEN,
 };
 pub use timestamp::Timestamp;
 

@@ -6,6 +6,8 @@
 
 mod cache;
 mod store;
+mod subscriptions;
 
 pub use cache::{CacheFault, CacheOperation, FakeReductionCache};
 pub use store::FakeEventStore;
+pub use subscriptions::FakeClaim;

@@ -1,12 +1,12 @@
 //! `FakeEventStore`: an in-memory event store enforcing the same invariants as a database.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use eventlogs_core::{
     AppendRequest, Appended, Error, EventFeed, EventStore, FeedEvent, FeedPosition, Limits, LogId,
-    RawEvent, RawEventStream, Result, StoredKey, Timestamp,
+    RawEvent, RawEventStream, Result, StoredKey, SubscriptionName, Timestamp,
 };
 use futures::StreamExt;
 
@@ -31,17 +31,23 @@ const STREAM_CHUNK: usize = 256;
 /// ```
 #[derive(Debug, Default)]
 pub struct FakeEventStore {
-    state: Arc<Mutex<State>>,
+    pub(crate) state: Arc<Mutex<State>>,
     limits: Limits,
+    /// The number of commits, announced to waiting subscriptions.
+    pub(crate) commits: tokio::sync::watch::Sender<u64>,
 }
 
 #[derive(Debug, Default)]
-struct State {
-    logs: HashMap<LogId, Vec<RawEvent>>,
+pub(crate) struct State {
+    pub(crate) logs: HashMap<LogId, Vec<RawEvent>>,
     keys: HashMap<String, StoredKey>,
     /// Every event in commit order: the global feed.
-    feed: Vec<(FeedPosition, LogId, u32)>,
+    pub(crate) feed: Vec<(FeedPosition, LogId, u32)>,
     commits: u64,
+    /// Subscription checkpoints.
+    pub(crate) checkpoints: HashMap<SubscriptionName, FeedPosition>,
+    /// Subscriptions with an active consumer.
+    pub(crate) claimed: HashSet<SubscriptionName>,
 }
 
 impl FakeEventStore {
@@ -57,6 +63,7 @@ impl FakeEventStore {
         Self {
             state: Arc::default(),
             limits,
+            commits: tokio::sync::watch::Sender::default(),
         }
     }
 
@@ -78,7 +85,7 @@ impl FakeEventStore {
         self.lock().keys.len()
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         lock(&self.state)
     }
 }
@@ -147,6 +154,8 @@ impl EventStore for FakeEventStore {
             };
             state.keys.insert(key, record);
         }
+        drop(state);
+        self.commits.send_replace(commit);
         Ok(Appended {
             log_id,
             first_index,
@@ -195,7 +204,7 @@ impl EventStore for FakeEventStore {
     }
 }
 
-fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+pub(crate) fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
     // Every update is applied after all checks pass, so a poisoned lock still guards
     // consistent data.
     state

@@ -44,3 +44,13 @@ mod feed {
 
     eventlogs_testkit::event_feed_suite!(pair());
 }
+
+mod subscriptions {
+    use super::*;
+
+    async fn store() -> Option<Arc<FakeEventStore>> {
+        Some(Arc::new(FakeEventStore::new()))
+    }
+
+    eventlogs_testkit::subscription_suite!(store());
+}

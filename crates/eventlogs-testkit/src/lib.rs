@@ -27,6 +27,8 @@ pub mod servers;
 #[cfg(feature = "suites")]
 pub mod store_suite;
 #[cfg(feature = "suites")]
+pub mod subscription_suite;
+#[cfg(feature = "suites")]
 mod support;
 
 #[cfg(feature = "suites")]
@@ -107,6 +109,24 @@ macro_rules! event_feed_suite {
         $crate::__tests!($factory, feed_suite;
             feed_delivers_every_event_once_in_commit_order,
             concurrent_writers_are_read_once_each,
+        );
+    };
+}
+
+/// Expands the subscription suite. The factory yields `Option<Arc<S>>` where `S` is both an
+/// `EventStore` and a `SubscriptionStore`, over an empty feed.
+#[macro_export]
+macro_rules! subscription_suite {
+    ($factory:expr) => {
+        $crate::__tests!($factory, subscription_suite;
+            catches_up_then_follows_live,
+            resumes_from_its_checkpoint,
+            one_consumer_per_name_then_handover,
+            filters_by_event_type_and_log,
+            lag_counts_what_is_waiting,
+            a_failing_handler_stops_and_its_batch_is_redelivered,
+            batches_respect_the_batch_size,
+            bad_names_and_options_are_refused,
         );
     };
 }

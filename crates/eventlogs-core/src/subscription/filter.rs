@@ -1,0 +1,70 @@
+//! `FeedFilter`: which feed events a subscription hands to its handler.
+
+use std::collections::BTreeSet;
+
+use crate::{FeedEvent, LogId};
+
+/// Which events a subscription delivers. The default delivers every event.
+///
+/// Filtering happens as the subscription reads the feed: events that do not match are
+/// skipped but still checkpointed, so a filtered subscription moves through the feed at the
+/// same pace as an unfiltered one and never revisits what it skipped.
+///
+/// ```
+/// # use eventlogs_core::FeedFilter;
+/// let filter = FeedFilter::all().event_types(["Deposited", "Withdrew"]);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FeedFilter {
+    event_types: Option<BTreeSet<String>>,
+    logs: Option<BTreeSet<LogId>>,
+}
+
+impl FeedFilter {
+    /// Every event.
+    #[must_use]
+    pub fn all() -> Self {
+        Self::default()
+    }
+
+    /// Only events whose [`event_type`](crate::RawEvent::event_type) is one of `types`.
+    #[must_use]
+    pub fn event_types<I, S>(mut self, types: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.event_types = Some(types.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Only events of the logs in `logs`.
+    #[must_use]
+    pub fn logs(mut self, logs: impl IntoIterator<Item = LogId>) -> Self {
+        self.logs = Some(logs.into_iter().collect());
+        self
+    }
+
+    /// Whether every event matches.
+    #[must_use]
+    pub fn is_all(&self) -> bool {
+        self.event_types.is_none() && self.logs.is_none()
+    }
+
+    /// Whether `event` passes the filter (both conditions when both are set).
+    #[must_use]
+    pub fn matches(&self, event: &FeedEvent) -> bool {
+        if let Some(logs) = &self.logs {
+            if !logs.contains(&event.log_id) {
+                return false;
+            }
+        }
+        match &self.event_types {
+            None => true,
+            Some(types) => event
+                .event
+                .event_type()
+                .is_some_and(|name| types.contains(&name)),
+        }
+    }
+}

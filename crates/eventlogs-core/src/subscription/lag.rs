@@ -1,0 +1,25 @@
+//! `Lag`: how far a subscription is behind the feed.
+
+use std::time::Duration;
+
+use crate::FeedPosition;
+
+/// How far a subscription's checkpoint is behind the feed, readable at any time from any
+/// process with [`SubscriptionStore::lag`](crate::SubscriptionStore::lag).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lag {
+    /// The stored checkpoint ([`FeedPosition::START`] before the first batch).
+    pub checkpoint: FeedPosition,
+    /// Committed events after the checkpoint (filters are not applied).
+    pub events: u64,
+    /// How long ago the oldest of those events was recorded; zero when there are none.
+    pub behind: Duration,
+}
+
+impl Lag {
+    /// Whether nothing committed is waiting.
+    #[must_use]
+    pub fn is_caught_up(&self) -> bool {
+        self.events == 0
+    }
+}

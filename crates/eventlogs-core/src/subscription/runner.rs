@@ -1,0 +1,212 @@
+//! `Subscription`: claims a name, catches up from its checkpoint, then follows the feed live.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use futures::future::{BoxFuture, FutureExt, Shared};
+use tracing::Instrument;
+
+use crate::{
+    AtLeastOnce, Delivery, FeedPosition, Handler, Lag, Result, SubscriptionClaim, SubscriptionName,
+    SubscriptionOptions, SubscriptionStore,
+};
+
+/// A named, resumable reader of the global feed that keeps a read model up to date.
+///
+/// [`run`](Self::run) claims the name (one active consumer per name, whichever process),
+/// reads on from the stored checkpoint in batches, hands each batch to the handler, stores
+/// the checkpoint, and when caught up waits for a wake-up or the poll interval. A consumer
+/// that finds the name taken retries every `claim_interval` and takes over when the holder
+/// stops or dies. Retryable store errors release the claim and claim again after a backoff.
+///
+/// ```no_run
+/// # async fn demo<S: eventlogs_core::SubscriptionStore>(store: std::sync::Arc<S>) -> eventlogs_core::Result<()> {
+/// use eventlogs_core::{FeedEvent, FeedFilter, Subscription, SubscriptionOptions};
+///
+/// let options = SubscriptionOptions::default()
+///     .batch_size(200)
+///     .filter(FeedFilter::all().event_types(["Deposited"]));
+/// let deposits = Subscription::new(store, "deposits", options)?;
+/// let handler = |events: Vec<FeedEvent>| async move {
+///     println!("{} deposits", events.len());
+///     Ok(())
+/// };
+/// deposits.run(handler, std::future::pending()).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Subscription<S: SubscriptionStore> {
+    store: Arc<S>,
+    name: SubscriptionName,
+    options: SubscriptionOptions,
+}
+
+/// The shutdown signal, pollable again after it fired.
+type Stop<'a> = Shared<BoxFuture<'a, ()>>;
+
+impl<S: SubscriptionStore> Subscription<S> {
+    /// A subscription called `name` on `store`. Fails on an invalid name or options.
+    pub fn new(store: Arc<S>, name: &str, options: SubscriptionOptions) -> Result<Self> {
+        options.validate()?;
+        Ok(Self {
+            store,
+            name: SubscriptionName::new(name)?,
+            options,
+        })
+    }
+
+    /// The subscription's name.
+    #[must_use]
+    pub fn name(&self) -> &SubscriptionName {
+        &self.name
+    }
+
+    /// The store it reads.
+    #[must_use]
+    pub fn store(&self) -> &Arc<S> {
+        &self.store
+    }
+
+    /// The stored checkpoint.
+    pub async fn checkpoint(&self) -> Result<FeedPosition> {
+        self.store.checkpoint(&self.name).await
+    }
+
+    /// How far the subscription is behind the feed.
+    pub async fn lag(&self) -> Result<Lag> {
+        self.store.lag(&self.name).await
+    }
+
+    /// Runs with at-least-once delivery until `shutdown` completes (between batches; a batch
+    /// being handled is finished first) or an error that retrying will not fix.
+    pub async fn run<H: Handler>(
+        &self,
+        handler: H,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<()> {
+        self.run_with(AtLeastOnce(handler), shutdown).await
+    }
+
+    /// Runs with the given delivery mode, like [`run`](Self::run).
+    pub async fn run_with<D: Delivery<S::Claim>>(
+        &self,
+        mut delivery: D,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<()> {
+        let stop: Stop<'_> = shutdown.boxed().shared();
+        let span = tracing::info_span!("eventlogs.subscription", subscription = %self.name);
+        async move {
+            loop {
+                let Some(mut claim) = self.claim(&stop).await? else {
+                    return Ok(());
+                };
+                match self.consume(&mut claim, &mut delivery, &stop).await {
+                    Ok(()) => {
+                        tracing::info!("subscription stopped");
+                        return Ok(());
+                    }
+                    Err(error) if error.is_retryable() => {
+                        tracing::warn!(%error, "subscription interrupted; releasing and claiming again");
+                        drop(claim);
+                        if self.pause(&stop, self.options.retry_backoff).await {
+                            return Ok(());
+                        }
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, kind = error.kind(), "subscription failed");
+                        return Err(error);
+                    }
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Claims the name, waiting while another consumer holds it. `None` on shutdown.
+    async fn claim(&self, stop: &Stop<'_>) -> Result<Option<S::Claim>> {
+        let mut waiting = false;
+        loop {
+            let attempt = tokio::select! {
+                biased;
+                () = stop.clone() => return Ok(None),
+                attempt = self.store.claim(&self.name) => attempt,
+            };
+            let pause = match attempt {
+                Ok(Some(claim)) => {
+                    tracing::info!("subscription claimed");
+                    return Ok(Some(claim));
+                }
+                Ok(None) => {
+                    if !waiting {
+                        tracing::info!("subscription held by another consumer; standing by");
+                        waiting = true;
+                    }
+                    self.options.claim_interval
+                }
+                Err(error) if error.is_retryable() => {
+                    tracing::warn!(%error, "claiming the subscription failed; retrying");
+                    self.options.retry_backoff
+                }
+                Err(error) => return Err(error),
+            };
+            if self.pause(&stop.clone(), pause).await {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Sleeps for `how_long`; true when shutdown came first.
+    async fn pause(&self, stop: &Stop<'_>, how_long: std::time::Duration) -> bool {
+        tokio::select! {
+            biased;
+            () = stop.clone() => true,
+            () = tokio::time::sleep(how_long) => false,
+        }
+    }
+
+    /// Catches up and follows the feed while the claim holds. `Ok` on shutdown.
+    async fn consume<D: Delivery<S::Claim>>(
+        &self,
+        claim: &mut S::Claim,
+        delivery: &mut D,
+        stop: &Stop<'_>,
+    ) -> Result<()> {
+        let mut after = claim.checkpoint().await?;
+        tracing::info!(checkpoint = %after, "subscription resumed from its checkpoint");
+        let filter = &self.options.filter;
+        loop {
+            let events = tokio::select! {
+                biased;
+                () = stop.clone() => return Ok(()),
+                events = self.store.read_feed(after, self.options.batch_size) => events?,
+            };
+            let Some(last) = events.last() else {
+                tokio::select! {
+                    biased;
+                    () = stop.clone() => return Ok(()),
+                    woken = claim.wait(self.options.poll_interval) => woken?,
+                }
+                continue;
+            };
+            let through = last.position;
+            let read = events.len();
+            let events: Vec<_> = if filter.is_all() {
+                events
+            } else {
+                events.into_iter().filter(|e| filter.matches(e)).collect()
+            };
+            let span = tracing::debug_span!(
+                "eventlogs.subscription.batch",
+                read,
+                delivered = events.len(),
+                through = %through
+            );
+            delivery
+                .deliver(&self.name, claim, events, through)
+                .instrument(span)
+                .await?;
+            after = through;
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! Subscriptions on the in-memory store: checkpoints, one consumer per name, wake-ups on
+//! every commit.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use eventlogs_core::{
+    FeedPosition, Lag, Result, SubscriptionClaim, SubscriptionName, SubscriptionStore, Timestamp,
+};
+use tokio::sync::watch;
+
+use crate::store::{lock, State};
+use crate::FakeEventStore;
+
+#[async_trait]
+impl SubscriptionStore for FakeEventStore {
+    type Claim = FakeClaim;
+
+    async fn claim(&self, name: &SubscriptionName) -> Result<Option<FakeClaim>> {
+        if !self.lock().claimed.insert(name.clone()) {
+            return Ok(None);
+        }
+        Ok(Some(FakeClaim {
+            state: Arc::clone(&self.state),
+            name: name.clone(),
+            commits: self.commits.subscribe(),
+        }))
+    }
+
+    async fn checkpoint(&self, name: &SubscriptionName) -> Result<FeedPosition> {
+        Ok(self
+            .lock()
+            .checkpoints
+            .get(name)
+            .copied()
+            .unwrap_or_default())
+    }
+
+    async fn lag(&self, name: &SubscriptionName) -> Result<Lag> {
+        let state = self.lock();
+        let checkpoint = state.checkpoints.get(name).copied().unwrap_or_default();
+        let start = state.feed.partition_point(|(p, _, _)| *p <= checkpoint);
+        let behind = state.feed.get(start).and_then(|(_, log_id, index)| {
+            let event = state.logs.get(log_id)?.get(*index as usize)?;
+            Some(event.recorded_at.elapsed_until(Timestamp::now()))
+        });
+        Ok(Lag {
+            checkpoint,
+            events: (state.feed.len() - start) as u64,
+            behind: behind.unwrap_or_default(),
+        })
+    }
+}
+
+/// The claim on one subscription of a [`FakeEventStore`]; dropping it releases the name.
+#[derive(Debug)]
+pub struct FakeClaim {
+    state: Arc<Mutex<State>>,
+    name: SubscriptionName,
+    commits: watch::Receiver<u64>,
+}
+
+#[async_trait]
+impl SubscriptionClaim for FakeClaim {
+    async fn checkpoint(&mut self) -> Result<FeedPosition> {
+        Ok(lock(&self.state)
+            .checkpoints
+            .get(&self.name)
+            .copied()
+            .unwrap_or_default())
+    }
+
+    async fn save(&mut self, position: FeedPosition) -> Result<()> {
+        lock(&self.state)
+            .checkpoints
+            .insert(self.name.clone(), position);
+        Ok(())
+    }
+
+    async fn wait(&mut self, timeout: Duration) -> Result<()> {
+        // The store outlives its claims in practice; a closed channel just means polling.
+        match tokio::time::timeout(timeout, self.commits.changed()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => tokio::time::sleep(timeout).await,
+            Err(_) => tracing::debug!("no commit announced; polling the feed"),
+        }
+        Ok(())
+    }
+}
+
+impl Drop for FakeClaim {
+    fn drop(&mut self) {
+        lock(&self.state).claimed.remove(&self.name);
+    }
+}

@@ -1,0 +1,355 @@
+//! The subscription conformance suite: catch-up then live, resume, one consumer per name with
+//! handover, filters, lag, handler failures and batch sizes.
+//!
+//! The factory must give a store with an empty feed and no subscriptions.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use eventlogs_core::{
+    AppendRequest, BoxError, Error, EventFeed, EventStore, FeedEvent, FeedFilter, FeedPosition,
+    InvalidInput, LogId, LogState, NewEvent, Subscription, SubscriptionName, SubscriptionOptions,
+    SubscriptionStore,
+};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::feed_suite::read_until;
+
+/// What a subscription suite runs on: a store that is also the feed and keeps subscriptions.
+pub trait Subject: SubscriptionStore + EventStore {}
+impl<S: SubscriptionStore + EventStore> Subject for S {}
+
+/// How long any one expected delivery may take.
+const PATIENCE: Duration = Duration::from_secs(15);
+
+/// Quick polling and claiming so tests stay short.
+pub fn fast() -> SubscriptionOptions {
+    SubscriptionOptions::default()
+        .poll_interval(Duration::from_millis(50))
+        .claim_interval(Duration::from_millis(50))
+        .retry_backoff(Duration::from_millis(50))
+}
+
+/// Appends one event of type `kind` to `state`'s log.
+pub async fn write<S: Subject>(store: &S, state: LogState, kind: &str, n: usize) -> LogState {
+    let json = format!(r#"{{"type":"{kind}","n":{n}}}"#);
+    let event = NewEvent::from_json(json).unwrap();
+    store
+        .append(&AppendRequest::new(state, vec![event], None, None))
+        .await
+        .unwrap()
+        .state()
+}
+
+/// Writes `count` events round-robin over `logs`, all of type `kind`.
+pub async fn write_many<S: Subject>(store: &S, logs: &mut [LogState], kind: &str, count: usize) {
+    for n in 0..count {
+        let slot = n % logs.len();
+        logs[slot] = write(store, logs[slot].clone(), kind, n).await;
+    }
+}
+
+fn new_logs(n: usize) -> Vec<LogState> {
+    (0..n).map(|_| LogState::empty(LogId::new())).collect()
+}
+
+/// A subscription running in a task, its batches arriving on a channel.
+pub struct Running {
+    pub batches: mpsc::UnboundedReceiver<Vec<FeedEvent>>,
+    stop: Option<oneshot::Sender<()>>,
+    pub task: JoinHandle<eventlogs_core::Result<()>>,
+}
+
+impl Running {
+    /// Starts `name` on `store` with at-least-once delivery into a channel.
+    pub fn start<S: Subject>(store: &Arc<S>, name: &str, options: SubscriptionOptions) -> Self {
+        let subscription = Subscription::new(Arc::clone(store), name, options).unwrap();
+        let (tx, batches) = mpsc::unbounded_channel();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let handler = move |events: Vec<FeedEvent>| {
+                let tx = tx.clone();
+                async move {
+                    tx.send(events)
+                        .map_err(|_| BoxError::from("test receiver gone"))?;
+                    Ok(())
+                }
+            };
+            subscription
+                .run(handler, async move {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        Self {
+            batches,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    /// Receives until `count` events arrived in total.
+    pub async fn receive(&mut self, count: usize) -> Vec<FeedEvent> {
+        let mut out = Vec::new();
+        while out.len() < count {
+            let batch = tokio::time::timeout(PATIENCE, self.batches.recv())
+                .await
+                .unwrap_or_else(|_| panic!("only {} of {count} events arrived", out.len()))
+                .expect("the subscription stopped");
+            out.extend(batch);
+        }
+        out
+    }
+
+    /// Whether nothing arrives within `wait`.
+    pub async fn stays_quiet(&mut self, wait: Duration) -> bool {
+        tokio::time::timeout(wait, self.batches.recv())
+            .await
+            .is_err()
+    }
+
+    /// Stops it cleanly and returns how `run` ended.
+    pub async fn stop(mut self) -> eventlogs_core::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        tokio::time::timeout(PATIENCE, &mut self.task)
+            .await
+            .expect("the subscription did not stop")
+            .unwrap()
+    }
+}
+
+fn name() -> String {
+    format!("suite-{}", LogId::new().ulid())
+}
+
+fn positions(events: &[FeedEvent]) -> Vec<FeedPosition> {
+    events.iter().map(|e| e.position).collect()
+}
+
+async fn whole_feed<S: Subject>(store: &Arc<S>, count: usize) -> Vec<FeedEvent> {
+    let feed: Arc<dyn EventFeed> = Arc::clone(store) as Arc<dyn EventFeed>;
+    read_until(&feed, FeedPosition::START, 100, count).await
+}
+
+pub async fn catches_up_then_follows_live<S: Subject>(store: Arc<S>) {
+    let mut logs = new_logs(3);
+    write_many(&*store, &mut logs, "Deposited", 30).await;
+    let name = name();
+    let mut running = Running::start(&store, &name, fast().batch_size(7));
+    let mut received = running.receive(30).await;
+    write_many(&*store, &mut logs, "Deposited", 20).await;
+    received.extend(running.receive(20).await);
+    running.stop().await.unwrap();
+    let feed = whole_feed(&store, 50).await;
+    assert_eq!(
+        positions(&received),
+        positions(&feed),
+        "every event once, in feed order"
+    );
+    let name = SubscriptionName::new(name).unwrap();
+    assert_eq!(store.checkpoint(&name).await.unwrap(), feed[49].position);
+    let lag = store.lag(&name).await.unwrap();
+    assert!(lag.is_caught_up(), "{lag:?}");
+    assert_eq!(lag.behind, Duration::ZERO);
+}
+
+pub async fn resumes_from_its_checkpoint<S: Subject>(store: Arc<S>) {
+    let mut logs = new_logs(2);
+    write_many(&*store, &mut logs, "Deposited", 10).await;
+    let name = name();
+    let mut first = Running::start(&store, &name, fast().batch_size(4));
+    let before = first.receive(10).await;
+    first.stop().await.unwrap();
+    write_many(&*store, &mut logs, "Deposited", 10).await;
+    let mut second = Running::start(&store, &name, fast().batch_size(4));
+    let after = second.receive(10).await;
+    assert!(
+        second.stays_quiet(Duration::from_millis(300)).await,
+        "nothing is delivered twice"
+    );
+    second.stop().await.unwrap();
+    let mut all = before;
+    all.extend(after);
+    assert_eq!(positions(&all), positions(&whole_feed(&store, 20).await));
+}
+
+pub async fn one_consumer_per_name_then_handover<S: Subject>(store: Arc<S>) {
+    let name = name();
+    let subscription = SubscriptionName::new(name.clone()).unwrap();
+    let held = store
+        .claim(&subscription)
+        .await
+        .unwrap()
+        .expect("a free name");
+    assert!(
+        store.claim(&subscription).await.unwrap().is_none(),
+        "a held name cannot be claimed twice"
+    );
+    drop(held);
+    let again = store.claim(&subscription).await.unwrap();
+    assert!(again.is_some(), "dropping a claim releases the name");
+    drop(again);
+
+    let mut a = Running::start(&store, &name, fast());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut b = Running::start(&store, &name, fast());
+    let mut logs = new_logs(2);
+    write_many(&*store, &mut logs, "Deposited", 10).await;
+    let first = a.receive(10).await;
+    assert!(
+        b.stays_quiet(Duration::from_millis(400)).await,
+        "the second consumer receives nothing while the first holds the name"
+    );
+    a.stop().await.unwrap();
+    write_many(&*store, &mut logs, "Deposited", 10).await;
+    let rest = b.receive(10).await;
+    b.stop().await.unwrap();
+    let mut all = first;
+    all.extend(rest);
+    assert_eq!(positions(&all), positions(&whole_feed(&store, 20).await));
+}
+
+pub async fn filters_by_event_type_and_log<S: Subject>(store: Arc<S>) {
+    let mut logs = new_logs(3);
+    for n in 0..12 {
+        let slot = n % 3;
+        let kind = if n % 2 == 0 { "Deposited" } else { "Withdrew" };
+        logs[slot] = write(&*store, logs[slot].clone(), kind, n).await;
+    }
+    let feed = whole_feed(&store, 12).await;
+
+    let by_type = name();
+    let filter = FeedFilter::all().event_types(["Withdrew"]);
+    let mut running = Running::start(&store, &by_type, fast().batch_size(5).filter(filter));
+    let got = running.receive(6).await;
+    assert!(running.stays_quiet(Duration::from_millis(300)).await);
+    running.stop().await.unwrap();
+    assert!(got
+        .iter()
+        .all(|e| e.event.event_type().as_deref() == Some("Withdrew")));
+    let name = SubscriptionName::new(by_type).unwrap();
+    assert_eq!(
+        store.checkpoint(&name).await.unwrap(),
+        feed[11].position,
+        "skipped events are checkpointed too"
+    );
+
+    let log = logs[1].log_id();
+    let by_log = name_for_log();
+    let mut running = Running::start(
+        &store,
+        &by_log,
+        fast().filter(FeedFilter::all().logs([log])),
+    );
+    let got = running.receive(4).await;
+    assert!(running.stays_quiet(Duration::from_millis(300)).await);
+    running.stop().await.unwrap();
+    assert!(got.iter().all(|e| e.log_id == log));
+    let indexes: Vec<u32> = got.iter().map(|e| e.event.index).collect();
+    assert_eq!(indexes, vec![0, 1, 2, 3]);
+}
+
+fn name_for_log() -> String {
+    name()
+}
+
+pub async fn lag_counts_what_is_waiting<S: Subject>(store: Arc<S>) {
+    let name = name();
+    let subscription = SubscriptionName::new(name.clone()).unwrap();
+    let lag = store.lag(&subscription).await.unwrap();
+    assert_eq!(lag.checkpoint, FeedPosition::START);
+    assert!(lag.is_caught_up());
+    let mut logs = new_logs(2);
+    write_many(&*store, &mut logs, "Deposited", 8).await;
+    whole_feed(&store, 8).await;
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let lag = store.lag(&subscription).await.unwrap();
+    assert_eq!(lag.events, 8);
+    assert!(lag.behind >= Duration::from_millis(150), "{lag:?}");
+    assert!(lag.behind < Duration::from_secs(60), "{lag:?}");
+    let mut running = Running::start(&store, &name, fast().batch_size(3));
+    running.receive(8).await;
+    running.stop().await.unwrap();
+    let lag = store.lag(&subscription).await.unwrap();
+    assert!(lag.is_caught_up(), "{lag:?}");
+}
+
+pub async fn a_failing_handler_stops_and_its_batch_is_redelivered<S: Subject>(store: Arc<S>) {
+    let mut logs = new_logs(1);
+    write_many(&*store, &mut logs, "Deposited", 5).await;
+    whole_feed(&store, 5).await;
+    let name = name();
+    let subscription = Subscription::new(Arc::clone(&store), &name, fast().batch_size(3)).unwrap();
+    let mut calls = 0;
+    let outcome = subscription
+        .run(
+            |_events: Vec<FeedEvent>| {
+                calls += 1;
+                async move { Err::<(), BoxError>("read model is down".into()) }
+            },
+            std::future::pending(),
+        )
+        .await;
+    assert_eq!(calls, 1);
+    match outcome {
+        Err(Error::Handler { subscription, .. }) => assert_eq!(subscription, name),
+        other => panic!("expected a handler error, got {other:?}"),
+    }
+    assert_eq!(
+        subscription.checkpoint().await.unwrap(),
+        FeedPosition::START,
+        "a failed batch is not checkpointed"
+    );
+    let mut running = Running::start(&store, &name, fast().batch_size(3));
+    let got = running.receive(5).await;
+    running.stop().await.unwrap();
+    assert_eq!(got.len(), 5);
+    assert_eq!(got[0].event.index, 0, "the failed batch comes again");
+}
+
+pub async fn batches_respect_the_batch_size<S: Subject>(store: Arc<S>) {
+    let mut logs = new_logs(4);
+    write_many(&*store, &mut logs, "Deposited", 23).await;
+    whole_feed(&store, 23).await;
+    let mut running = Running::start(&store, &name(), fast().batch_size(4));
+    let mut sizes = Vec::new();
+    let mut total = 0;
+    while total < 23 {
+        let batch = tokio::time::timeout(PATIENCE, running.batches.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        total += batch.len();
+        sizes.push(batch.len());
+    }
+    running.stop().await.unwrap();
+    assert!(sizes.iter().all(|s| (1..=4).contains(s)), "{sizes:?}");
+    assert_eq!(total, 23);
+}
+
+pub async fn bad_names_and_options_are_refused<S: Subject>(store: Arc<S>) {
+    let refused = |r: eventlogs_core::Result<Subscription<S>>| match r {
+        Err(Error::InvalidInput(InvalidInput::SubscriptionName(_) | InvalidInput::Config(_))) => {}
+        other => panic!("expected invalid input, got {:?}", other.map(|_| ())),
+    };
+    refused(Subscription::new(Arc::clone(&store), "", fast()));
+    refused(Subscription::new(Arc::clone(&store), "a b", fast()));
+    refused(Subscription::new(
+        Arc::clone(&store),
+        "x",
+        fast().batch_size(0),
+    ));
+    refused(Subscription::new(
+        Arc::clone(&store),
+        "x",
+        fast().batch_size(10_001),
+    ));
+    refused(Subscription::new(
+        Arc::clone(&store),
+        "x",
+        fast().poll_interval(Duration::ZERO),
+    ));
+}
