@@ -6,6 +6,7 @@ use std::time::Duration;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use eventlogs_core::{InvalidInput, Limits, Result};
 
+use crate::connect::{Connector, Tls};
 use crate::schema::valid_identifier;
 use crate::store::PostgresEventStore;
 
@@ -32,6 +33,10 @@ pub struct PostgresConfig {
     /// PEM certificates of the CA that signed the server's certificate, for `sslmode=require`
     /// against a private CA (feature `tls`). Default: the webpki roots.
     pub tls_root_certificates: Option<Vec<u8>>,
+    /// How often, at most, the store announces its appends to live subscriptions with one
+    /// `NOTIFY` sent after the appends committed, outside their transactions (default 20 ms;
+    /// `None` sends none and subscriptions rely on polling).
+    pub notify_interval: Option<Duration>,
 }
 
 impl Default for PostgresConfig {
@@ -45,6 +50,7 @@ impl Default for PostgresConfig {
             statement_timeout: Duration::from_secs(10),
             limits: Limits::default(),
             tls_root_certificates: None,
+            notify_interval: Some(Duration::from_millis(20)),
         }
     }
 }
@@ -101,6 +107,7 @@ impl fmt::Debug for PostgresConfig {
                 "tls_root_certificates",
                 &self.tls_root_certificates.as_ref().map(Vec::len),
             )
+            .field("notify_interval", &self.notify_interval)
             .finish()
     }
 }
@@ -189,6 +196,13 @@ impl PostgresStoreBuilder {
         self
     }
 
+    /// How often, at most, appends are announced to live subscriptions (default 20 ms);
+    /// `None` turns the announcements off, leaving subscriptions to poll.
+    pub fn notify_interval(mut self, interval: Option<Duration>) -> Self {
+        self.config.notify_interval = interval;
+        self
+    }
+
     /// Validates the configuration and creates the pool (no connection is opened yet).
     pub fn build(self) -> Result<PostgresEventStore> {
         let config = self.config;
@@ -202,29 +216,26 @@ impl PostgresStoreBuilder {
         if config.pool_size == 0 {
             return Err(InvalidInput::Config("pool_size must be at least 1".into()).into());
         }
-        let pool = match self.pool {
-            Some(PoolDebug(pool)) => pool,
-            None => create_pool(&config)?,
+        let (pool, connector) = match self.pool {
+            Some(PoolDebug(pool)) => (pool, None),
+            None => {
+                let connector = Connector::new(&config)?;
+                (create_pool(&config, &connector)?, Some(connector))
+            }
         };
-        Ok(PostgresEventStore::new(pool, config))
+        Ok(PostgresEventStore::new(pool, config, connector))
     }
 }
 
-fn create_pool(config: &PostgresConfig) -> Result<Pool> {
-    let invalid =
-        || InvalidInput::Config(format!("invalid PostgreSQL URL {}", redact(&config.url)));
-    let mut pg: tokio_postgres::Config = config.url.parse().map_err(|_| invalid())?;
-    pg.connect_timeout(config.connect_timeout);
-    if pg.get_application_name().is_none() {
-        pg.application_name("eventlogs");
-    }
+fn create_pool(config: &PostgresConfig, connector: &Connector) -> Result<Pool> {
     let manager_config = ManagerConfig {
         recycling_method: RecyclingMethod::Fast,
     };
-    let manager = if pg.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
-        tls_manager(pg, manager_config, config.tls_root_certificates.as_deref())?
-    } else {
-        Manager::from_config(pg, tokio_postgres::NoTls, manager_config)
+    let pg = connector.config.clone();
+    let manager = match &connector.tls {
+        Tls::None => Manager::from_config(pg, tokio_postgres::NoTls, manager_config),
+        #[cfg(feature = "tls")]
+        Tls::Rustls(tls) => Manager::from_config(pg, tls.clone(), manager_config),
     };
     Pool::builder(manager)
         .max_size(config.pool_size)
@@ -234,24 +245,6 @@ fn create_pool(config: &PostgresConfig) -> Result<Pool> {
         .runtime(Runtime::Tokio1)
         .build()
         .map_err(|e| InvalidInput::Config(format!("cannot build the pool: {e}")).into())
-}
-
-#[cfg(feature = "tls")]
-fn tls_manager(
-    pg: tokio_postgres::Config,
-    manager_config: ManagerConfig,
-    roots: Option<&[u8]>,
-) -> Result<Manager> {
-    let connector = crate::tls::connector(roots).map_err(InvalidInput::Config)?;
-    Ok(Manager::from_config(pg, connector, manager_config))
-}
-
-#[cfg(not(feature = "tls"))]
-fn tls_manager(_: tokio_postgres::Config, _: ManagerConfig, _: Option<&[u8]>) -> Result<Manager> {
-    Err(InvalidInput::Config(
-        "sslmode=require needs the `tls` feature of eventlogs-postgres".into(),
-    )
-    .into())
 }
 
 #[cfg(test)]

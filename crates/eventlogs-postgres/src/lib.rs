@@ -13,18 +13,25 @@
 //! ```
 
 mod config;
+mod connect;
 mod error;
 mod feed;
+mod notifier;
 mod rows;
 mod schema;
 mod sql;
 mod store;
+mod subscription;
+mod subscription_sql;
 #[cfg(feature = "tls")]
 mod tls;
+mod transactional;
 
 pub use config::{PostgresConfig, PostgresStoreBuilder};
 pub use schema::{migration_sql, Migration, MIGRATIONS};
 pub use store::PostgresEventStore;
+pub use subscription::PostgresClaim;
+pub use transactional::{Transactional, TransactionalHandler};
 
 /// Re-exported so users can build a pool themselves for [`PostgresEventStore::from_pool`].
 pub use deadpool_postgres;

@@ -52,6 +52,18 @@ CREATE TABLE {schema}.idempotency_keys (
 CREATE INDEX events_feed ON {schema}.events (transaction_id, position);
 "#,
     },
+    Migration {
+        version: 3,
+        description: "subscription checkpoints",
+        sql: r#"
+CREATE TABLE {schema}.subscriptions (
+    name           text        NOT NULL PRIMARY KEY,
+    transaction_id xid8        NOT NULL DEFAULT '0',
+    position       bigint      NOT NULL DEFAULT 0,
+    updated_at     timestamptz NOT NULL DEFAULT now()
+);
+"#,
+    },
 ];
 
 /// The bookkeeping table every migration run creates first.

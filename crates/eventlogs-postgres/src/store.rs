@@ -19,10 +19,13 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Row, RowStream};
 
 use crate::config::{redact, PostgresConfig, PostgresStoreBuilder};
+use crate::connect::Connector;
 use crate::error::{classify, pool_error, query_error, statement_timeout, Failure};
+use crate::notifier::{self, Notifier};
 use crate::rows;
 use crate::schema::{quote_schema, MIGRATIONS, MIGRATIONS_TABLE};
 use crate::sql::Statements;
+use crate::subscription_sql::SubscriptionStatements;
 
 /// An [`EventStore`] on PostgreSQL.
 ///
@@ -40,6 +43,18 @@ struct Inner {
     sql: Statements,
     config: PostgresConfig,
     schema: String,
+    /// Opens connections outside the pool; `None` for a store built on an existing pool.
+    connector: Option<Connector>,
+    notifier: Option<Arc<Notifier>>,
+    subscriptions: SubscriptionStatements,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(notifier) = &self.notifier {
+            notifier.stop();
+        }
+    }
 }
 
 impl fmt::Debug for PostgresEventStore {
@@ -71,16 +86,33 @@ impl PostgresEventStore {
         PostgresStoreBuilder::from_pool(pool)
     }
 
-    pub(crate) fn new(pool: Pool, config: PostgresConfig) -> Self {
+    pub(crate) fn new(pool: Pool, config: PostgresConfig, connector: Option<Connector>) -> Self {
         let schema = quote_schema(&config.schema).unwrap_or_default();
+        let notifier = config
+            .notify_interval
+            .map(|interval| Notifier::new(notifier::channel(&config.schema), interval));
+        let subscriptions = SubscriptionStatements::new(&schema);
         Self {
             inner: Arc::new(Inner {
                 sql: Statements::new(&schema),
                 pool,
                 config,
                 schema,
+                connector,
+                notifier,
+                subscriptions,
             }),
         }
+    }
+
+    /// The connector for connections outside the pool, when the store was built from a URL.
+    pub(crate) fn connector(&self) -> Option<&Connector> {
+        self.inner.connector.as_ref()
+    }
+
+    /// The subscription statements.
+    pub(crate) fn subscription_statements(&self) -> &SubscriptionStatements {
+        &self.inner.subscriptions
     }
 
     /// The connection pool.
@@ -115,7 +147,7 @@ impl PostgresEventStore {
         &self.inner.config
     }
 
-    async fn client(&self) -> Result<Object> {
+    pub(crate) async fn client(&self) -> Result<Object> {
         let c = &self.inner.config;
         self.inner.pool.get().await.map_err(|e| {
             let error = pool_error(e, c.checkout_timeout, c.connect_timeout);
@@ -306,12 +338,17 @@ impl EventStore for PostgresEventStore {
             }
         };
         match inserted {
-            Inserted::Events { count, recorded_at } => Ok(Appended {
-                log_id,
-                first_index: request.first_index(),
-                count,
-                recorded_at: Timestamp::from_system_time(recorded_at),
-            }),
+            Inserted::Events { count, recorded_at } => {
+                if let Some(notifier) = &self.inner.notifier {
+                    notifier.touch(&self.inner.pool);
+                }
+                Ok(Appended {
+                    log_id,
+                    first_index: request.first_index(),
+                    count,
+                    recorded_at: Timestamp::from_system_time(recorded_at),
+                })
+            }
             Inserted::KeyUsed(used) => Err(request.key_already_used(&used)),
             Inserted::Unreadable(error) => Err(error),
             Inserted::PreviousMissing => Err(if self.log_exists(&log_id).await? {

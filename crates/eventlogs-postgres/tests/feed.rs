@@ -10,19 +10,10 @@ use eventlogs_core::{
 use eventlogs_postgres::PostgresEventStore;
 use eventlogs_testkit::feed_suite::read_until;
 
-/// A migrated store on a schema of its own, so its feed starts empty.
+mod common;
+
 async fn fresh() -> Option<PostgresEventStore> {
-    let url = eventlogs_testkit::servers::database_url()?;
-    let schema = format!(
-        "feed_{}",
-        LogId::new().to_string().to_lowercase().replace("log_", "")
-    );
-    let store = PostgresEventStore::builder(url)
-        .schema(schema)
-        .build()
-        .unwrap();
-    store.migrate().await.unwrap();
-    Some(store)
+    common::fresh("feed").await
 }
 
 async fn pair() -> Option<(Arc<dyn EventStore>, Arc<dyn EventFeed>)> {

@@ -20,6 +20,22 @@ pub(crate) async fn store() -> Option<PostgresEventStore> {
     Some(store)
 }
 
+/// A migrated store on a schema of its own (named `{prefix}_…`), so its feed starts empty
+/// and it has no subscriptions.
+pub(crate) async fn fresh(prefix: &str) -> Option<PostgresEventStore> {
+    let url = eventlogs_testkit::servers::database_url()?;
+    let suffix = eventlogs_core::LogId::new()
+        .ulid()
+        .to_string()
+        .to_lowercase();
+    let store = PostgresEventStore::builder(url)
+        .schema(format!("{prefix}_{suffix}"))
+        .build()
+        .unwrap();
+    store.migrate().await.unwrap();
+    Some(store)
+}
+
 /// The store as a trait object.
 pub(crate) async fn dyn_store() -> Option<Arc<dyn EventStore>> {
     Some(Arc::new(store().await?))

@@ -1,0 +1,230 @@
+//! Subscriptions on PostgreSQL: checkpoints in a table, one consumer per name through a
+//! session advisory lock on a connection of its own, wake-ups by `LISTEN`, and lag.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::{ClientWrapper, Object};
+use eventlogs_core::{
+    Error, FeedPosition, Lag, Result, SubscriptionClaim, SubscriptionName, SubscriptionStore,
+};
+use tokio::sync::Notify;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Row};
+
+use crate::error::{query_error, statement_timeout};
+use crate::notifier;
+use crate::store::PostgresEventStore;
+use crate::subscription_sql::lock_name;
+
+#[async_trait]
+impl SubscriptionStore for PostgresEventStore {
+    type Claim = PostgresClaim;
+
+    async fn claim(&self, name: &SubscriptionName) -> Result<Option<PostgresClaim>> {
+        let span = tracing::debug_span!("eventlogs.postgres.claim", subscription = %name);
+        let _guard = span.enter();
+        let wake = Arc::new(Notify::new());
+        let closed = Arc::new(AtomicBool::new(false));
+        let (connection, listening) = match self.connector() {
+            Some(connector) => {
+                let connect = connector.connect(Arc::clone(&wake), Arc::clone(&closed));
+                let timeout = self.config().connect_timeout;
+                let client = tokio::time::timeout(timeout, connect).await.map_err(|_| {
+                    Error::Timeout {
+                        operation: "postgres connect",
+                        after: timeout,
+                    }
+                })??;
+                (Connection::Dedicated(client), true)
+            }
+            // A store on someone else's pool has no URL to open a connection with: the claim
+            // takes a pool connection out of the pool for good and polls.
+            None => (
+                Connection::Detached(Object::take(self.client().await?)),
+                false,
+            ),
+        };
+        let mut claim = PostgresClaim {
+            store: self.clone(),
+            name: name.clone(),
+            connection,
+            wake,
+            closed,
+        };
+        let lock = lock_name(&self.config().schema, name.as_str());
+        let sql = self.subscription_statements();
+        let held: bool = claim.one(&sql.try_lock.clone(), &[&lock]).await?.get(0);
+        if !held {
+            tracing::debug!("subscription held elsewhere");
+            return Ok(None);
+        }
+        claim
+            .execute(&sql.ensure.clone(), &[&name.as_str()])
+            .await?;
+        if listening {
+            let channel = notifier::channel(&self.config().schema);
+            claim.execute(&format!("LISTEN {channel}"), &[]).await?;
+        }
+        Ok(Some(claim))
+    }
+
+    async fn checkpoint(&self, name: &SubscriptionName) -> Result<FeedPosition> {
+        let sql = &self.subscription_statements().checkpoint;
+        let rows = self
+            .rows(sql, &[&name.as_str()])
+            .await?
+            .map_err(query_error)?;
+        rows.first().map_or(Ok(FeedPosition::START), position)
+    }
+
+    async fn lag(&self, name: &SubscriptionName) -> Result<Lag> {
+        let sql = &self.subscription_statements().lag;
+        let rows = self
+            .rows(sql, &[&name.as_str()])
+            .await?
+            .map_err(query_error)?;
+        let row = rows.first().ok_or_else(|| unreadable("no lag row"))?;
+        let events: i64 = row.try_get(2).map_err(|_| unreadable("lag count"))?;
+        let behind: Option<f64> = row.try_get(3).map_err(|_| unreadable("lag age"))?;
+        Ok(Lag {
+            checkpoint: position(row)?,
+            events: u64::try_from(events).unwrap_or(0),
+            behind: Duration::try_from_secs_f64(behind.unwrap_or(0.0)).unwrap_or_default(),
+        })
+    }
+}
+
+/// The connection a claim holds its lock on.
+enum Connection {
+    /// Opened for the claim; it also listens for wake-ups.
+    Dedicated(Client),
+    /// Taken out of a pool the store did not create.
+    Detached(ClientWrapper),
+}
+
+/// The claim on one subscription: a connection holding the subscription's advisory lock.
+///
+/// The lock lives as long as the connection: dropping the claim, or the process dying, closes
+/// it and lets another consumer take over. Checkpoints are written on the same connection, so
+/// a consumer whose connection (and therefore lock) is gone cannot write one.
+pub struct PostgresClaim {
+    store: PostgresEventStore,
+    name: SubscriptionName,
+    connection: Connection,
+    wake: Arc<Notify>,
+    closed: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for PostgresClaim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresClaim")
+            .field("name", &self.name)
+            .field("closed", &self.closed.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresClaim {
+    /// The connection, for a transaction in the transactional delivery mode.
+    pub(crate) fn client_mut(&mut self) -> &mut Client {
+        match &mut self.connection {
+            Connection::Dedicated(client) => client,
+            Connection::Detached(client) => client,
+        }
+    }
+
+    /// The subscription's name.
+    #[must_use]
+    pub fn name(&self) -> &SubscriptionName {
+        &self.name
+    }
+
+    /// The parameters of the checkpoint update for `position`.
+    pub(crate) fn save_sql(&self) -> String {
+        self.store.subscription_statements().save.clone()
+    }
+
+    async fn query(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
+        let after = self.store.config().statement_timeout;
+        let client = self.client_mut();
+        match tokio::time::timeout(after, client.query(sql, params)).await {
+            Ok(rows) => rows.map_err(query_error),
+            Err(_) => Err(statement_timeout(after)),
+        }
+    }
+
+    async fn one(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Row> {
+        self.query(sql, params)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| unreadable("no row"))
+    }
+
+    async fn execute(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<()> {
+        self.query(sql, params).await.map(drop)
+    }
+}
+
+#[async_trait]
+impl SubscriptionClaim for PostgresClaim {
+    async fn checkpoint(&mut self) -> Result<FeedPosition> {
+        let sql = self.store.subscription_statements().checkpoint.clone();
+        let name = self.name.as_str().to_owned();
+        position(&self.one(&sql, &[&name]).await?)
+    }
+
+    async fn save(&mut self, at: FeedPosition) -> Result<()> {
+        let sql = self.save_sql();
+        let name = self.name.as_str().to_owned();
+        let (transaction, sequence) = checkpoint_params(at);
+        self.execute(&sql, &[&name, &transaction, &sequence]).await
+    }
+
+    async fn wait(&mut self, timeout: Duration) -> Result<()> {
+        if !self.closed.load(Ordering::Acquire) {
+            tokio::select! {
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(timeout) => {
+                    tracing::debug!("no wake-up arrived; polling the feed");
+                }
+            }
+        }
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::unavailable(
+                "postgres",
+                "the subscription's connection closed; its lock is gone",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The checkpoint update's transaction id (text) and position.
+pub(crate) fn checkpoint_params(at: FeedPosition) -> (String, i64) {
+    (
+        at.transaction.to_string(),
+        i64::try_from(at.sequence).unwrap_or(i64::MAX),
+    )
+}
+
+fn position(row: &Row) -> Result<FeedPosition> {
+    let transaction: String = row.try_get(0).map_err(|_| unreadable("checkpoint"))?;
+    let sequence: i64 = row.try_get(1).map_err(|_| unreadable("checkpoint"))?;
+    Ok(FeedPosition {
+        transaction: transaction
+            .parse()
+            .map_err(|_| unreadable("checkpoint transaction"))?,
+        sequence: u64::try_from(sequence).map_err(|_| unreadable("checkpoint position"))?,
+    })
+}
+
+fn unreadable(what: &str) -> Error {
+    Error::Backend {
+        service: "postgres",
+        source: format!("unreadable subscription row: {what}").into(),
+    }
+}

@@ -1,0 +1,51 @@
+//! The statements of subscriptions: the per-name lock, checkpoints and lag.
+
+/// Subscription statements for one schema.
+#[derive(Debug, Clone)]
+pub(crate) struct SubscriptionStatements {
+    /// `$1` lock name: takes the session-level advisory lock, without waiting.
+    pub(crate) try_lock: String,
+    /// `$1` name: creates the checkpoint row at the start of the feed.
+    pub(crate) ensure: String,
+    /// `$1` name: the checkpoint.
+    pub(crate) checkpoint: String,
+    /// `$1` name, `$2` transaction id (text), `$3` position: stores the checkpoint.
+    pub(crate) save: String,
+    /// `$1` name: checkpoint, committed events after it, seconds since the first of them.
+    pub(crate) lag: String,
+}
+
+impl SubscriptionStatements {
+    pub(crate) fn new(schema: &str) -> Self {
+        let checkpoint_or_start = format!(
+            "SELECT t, p FROM (\
+                 SELECT transaction_id AS t, position AS p, 0 AS o FROM {schema}.subscriptions WHERE name = $1 \
+                 UNION ALL SELECT '0'::xid8, 0::bigint, 1) AS c ORDER BY o LIMIT 1"
+        );
+        Self {
+            try_lock: "SELECT pg_try_advisory_lock(hashtextextended($1, 0))".to_owned(),
+            ensure: format!(
+                "INSERT INTO {schema}.subscriptions (name) VALUES ($1) ON CONFLICT (name) DO NOTHING"
+            ),
+            checkpoint: format!("SELECT t::text, p FROM ({checkpoint_or_start}) AS cp"),
+            save: format!(
+                "UPDATE {schema}.subscriptions SET transaction_id = $2::text::xid8, position = $3, \
+                 updated_at = now() WHERE name = $1"
+            ),
+            lag: format!(
+                "WITH cp AS ({checkpoint_or_start}) \
+                 SELECT cp.t::text, cp.p, \
+                   (SELECT count(*) FROM {schema}.events e WHERE (e.transaction_id, e.position) > (cp.t, cp.p)), \
+                   (SELECT greatest(0, extract(epoch FROM now() - e.recorded_at))::float8 \
+                      FROM {schema}.events e WHERE (e.transaction_id, e.position) > (cp.t, cp.p) \
+                      ORDER BY e.transaction_id, e.position LIMIT 1) \
+                 FROM cp"
+            ),
+        }
+    }
+}
+
+/// The advisory lock name of a subscription: one lock per schema and name.
+pub(crate) fn lock_name(schema: &str, name: &str) -> String {
+    format!("eventlogs.subscription.{schema}.{name}")
+}

@@ -1,0 +1,463 @@
+//! Subscriptions on PostgreSQL: the conformance suite, exactly-once delivery while 16 writers
+//! hold transactions open, kills and restarts in both delivery modes, handover after a kill,
+//! `LISTEN` wake-ups and a store on a pool it did not create.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use eventlogs_core::{
+    AppendRequest, BoxError, EventStore, FeedEvent, LogId, LogState, NewEvent, Subscription,
+    SubscriptionName, SubscriptionOptions, SubscriptionStore,
+};
+use eventlogs_postgres::tokio_postgres::Transaction;
+use eventlogs_postgres::{PostgresEventStore, Transactional, TransactionalHandler};
+use eventlogs_testkit::subscription_suite::Running;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+async fn fresh() -> Option<Arc<PostgresEventStore>> {
+    Some(Arc::new(common::fresh("subs").await?))
+}
+
+mod conformance {
+    eventlogs_testkit::subscription_suite!(super::fresh());
+}
+
+/// A small deterministic generator for sizes and pauses.
+struct Dice(u64);
+
+impl Dice {
+    fn roll(&mut self, below: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % below
+    }
+}
+
+fn deposit() -> NewEvent {
+    NewEvent::from_json(r#"{"type":"Deposited","amount":1}"#).unwrap()
+}
+
+/// Creates the table subscribers record what they receive in, one row per delivery.
+async fn received_table(store: &PostgresEventStore) {
+    let schema = &store.config().schema;
+    store
+        .pool()
+        .get()
+        .await
+        .unwrap()
+        .batch_execute(&format!(
+            "CREATE TABLE {schema}.received (seq bigserial PRIMARY KEY, tx xid8 NOT NULL, \
+             pos bigint NOT NULL, log_id uuid NOT NULL, event_index bigint NOT NULL, run int NOT NULL)"
+        ))
+        .await
+        .unwrap();
+}
+
+/// The insert of one batch into `received`, and its parameters.
+fn record_sql(schema: &str) -> String {
+    format!(
+        "INSERT INTO {schema}.received (tx, pos, log_id, event_index, run) \
+         SELECT t::xid8, p, l, i, $5 FROM unnest($1::text[], $2::bigint[], $3::uuid[], $4::bigint[]) AS u(t, p, l, i)"
+    )
+}
+
+type Columns = (Vec<String>, Vec<i64>, Vec<uuid::Uuid>, Vec<i64>);
+
+fn columns(events: &[FeedEvent]) -> Columns {
+    (
+        events
+            .iter()
+            .map(|e| e.position.transaction.to_string())
+            .collect(),
+        events.iter().map(|e| e.position.sequence as i64).collect(),
+        events
+            .iter()
+            .map(|e| uuid::Uuid::from_u128(e.log_id.to_u128()))
+            .collect(),
+        events.iter().map(|e| i64::from(e.event.index)).collect(),
+    )
+}
+
+/// Records batches inside the checkpoint's transaction.
+struct Recorder {
+    sql: String,
+    run: i32,
+    pause: Duration,
+}
+
+#[eventlogs_core::async_trait]
+impl TransactionalHandler for Recorder {
+    async fn handle(&mut self, tx: &Transaction<'_>, events: &[FeedEvent]) -> Result<(), BoxError> {
+        let (t, p, l, i) = columns(events);
+        tx.execute(&self.sql, &[&t, &p, &l, &i, &self.run]).await?;
+        tokio::time::sleep(self.pause).await;
+        Ok(())
+    }
+}
+
+/// How a test subscriber delivers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Mode {
+    AtLeastOnce,
+    Transactional,
+}
+
+/// Starts a recording subscriber; `run` tags its rows. Returns its stop signal and task.
+fn subscriber(
+    store: &Arc<PostgresEventStore>,
+    name: &str,
+    mode: Mode,
+    run: i32,
+    options: SubscriptionOptions,
+) -> (oneshot::Sender<()>, JoinHandle<eventlogs_core::Result<()>>) {
+    let subscription = Subscription::new(Arc::clone(store), name, options).unwrap();
+    let sql = record_sql(&store.config().schema);
+    let pool = store.pool().clone();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let shutdown = async move {
+        let _ = stopped.await;
+    };
+    let pause = Duration::from_millis(20);
+    let task = tokio::spawn(async move {
+        match mode {
+            Mode::Transactional => {
+                let recorder = Recorder { sql, run, pause };
+                subscription
+                    .run_with(Transactional(recorder), shutdown)
+                    .await
+            }
+            Mode::AtLeastOnce => {
+                let handler = move |events: Vec<FeedEvent>| {
+                    let (pool, sql) = (pool.clone(), sql.clone());
+                    async move {
+                        let (t, p, l, i) = columns(&events);
+                        let client = pool.get().await?;
+                        client.execute(&sql, &[&t, &p, &l, &i, &run]).await?;
+                        // Handled but not yet checkpointed: where a kill makes duplicates.
+                        tokio::time::sleep(pause).await;
+                        Ok::<(), BoxError>(())
+                    }
+                };
+                subscription.run(handler, shutdown).await
+            }
+        }
+    });
+    (stop, task)
+}
+
+fn options(batch: u32) -> SubscriptionOptions {
+    SubscriptionOptions::default()
+        .batch_size(batch)
+        .poll_interval(Duration::from_millis(200))
+        .claim_interval(Duration::from_millis(50))
+        .retry_backoff(Duration::from_millis(50))
+}
+
+/// Writes `per_writer` events from each of `writers` concurrent writers. Odd writers hold
+/// each transaction open for up to `hold_ms` before committing, so their events commit
+/// after later ones.
+async fn write(store: &Arc<PostgresEventStore>, writers: u64, per_writer: usize, hold_ms: u64) {
+    let tasks: Vec<_> = (0..writers)
+        .map(|w| {
+            let store = Arc::clone(store);
+            tokio::spawn(async move {
+                let mut dice = Dice(0x9E37_79B9_7F4A_7C15 ^ (w + 1) * 7919);
+                let mut state = LogState::empty(LogId::new());
+                let mut left = per_writer;
+                while left > 0 {
+                    let n = (1 + dice.roll(20) as usize).min(left);
+                    let events: Vec<NewEvent> = (0..n).map(|_| deposit()).collect();
+                    if w % 2 == 0 || hold_ms == 0 {
+                        let request = AppendRequest::new(state, events, None, None);
+                        state = store.append(&request).await.unwrap().state();
+                    } else {
+                        let mut client = store.pool().get().await.unwrap();
+                        let tx = client.transaction().await.unwrap();
+                        let log = uuid::Uuid::from_u128(LogId::new().to_u128());
+                        let payloads: Vec<&str> = events.iter().map(NewEvent::json).collect();
+                        let rows = tx
+                            .query(
+                                store.batch_append_sql(),
+                                &[&log, &0i64, &payloads, &None::<&str>],
+                            )
+                            .await
+                            .unwrap();
+                        assert_eq!(rows.len(), n);
+                        tokio::time::sleep(Duration::from_millis(dice.roll(hold_ms))).await;
+                        tx.commit().await.unwrap();
+                    }
+                    left -= n;
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+}
+
+async fn scalar(store: &PostgresEventStore, sql: &str) -> i64 {
+    let sql = sql.replace("{schema}", &store.config().schema);
+    let client = store.pool().get().await.unwrap();
+    client.query_one(&sql, &[]).await.unwrap().get(0)
+}
+
+/// Waits until every event in the table was received at least once.
+async fn all_received(store: &PostgresEventStore, expected: i64) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let missing = scalar(
+            store,
+            "SELECT count(*) FROM {schema}.events e WHERE NOT EXISTS \
+             (SELECT 1 FROM {schema}.received r WHERE r.log_id = e.log_id AND r.event_index = e.event_index)",
+        )
+        .await;
+        let total = scalar(store, "SELECT count(*) FROM {schema}.events").await;
+        if missing == 0 && total == expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{missing} of {total} events not received"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Rows received out of feed order (each compared with the row received before it).
+const OUT_OF_ORDER: &str = "SELECT count(*) FROM (SELECT tx, pos, \
+     lag(tx) OVER (ORDER BY seq) AS ptx, lag(pos) OVER (ORDER BY seq) AS ppos \
+     FROM {schema}.received) AS r WHERE (ptx, ppos) >= (tx, pos)";
+
+const DUPLICATES: &str =
+    "SELECT count(*) - count(DISTINCT (log_id, event_index)) FROM {schema}.received";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sixteen_writers_holding_transactions_open_are_delivered_exactly_once_in_order() {
+    let Some(store) = fresh().await else { return };
+    received_table(&store).await;
+    let (stop, task) = subscriber(&store, "exactly-once", Mode::Transactional, 1, options(500));
+    let started = Instant::now();
+    write(&store, 16, 6_250, 40).await;
+    let written = started.elapsed();
+    all_received(&store, 100_000).await;
+    let caught_up = started.elapsed();
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+    assert_eq!(scalar(&store, DUPLICATES).await, 0, "no event twice");
+    assert_eq!(
+        scalar(&store, "SELECT count(*) FROM {schema}.received").await,
+        100_000
+    );
+    assert_eq!(
+        scalar(&store, OUT_OF_ORDER).await,
+        0,
+        "received in feed order"
+    );
+    let lag = store
+        .lag(&SubscriptionName::new("exactly-once").unwrap())
+        .await
+        .unwrap();
+    assert!(lag.is_caught_up(), "{lag:?}");
+    println!(
+        "100,000 events from 16 writers in {written:?}; the subscriber had all of them, once each, after {caught_up:?}"
+    );
+}
+
+/// Kills (aborts) the subscriber four times while writers run, restarting it each time.
+async fn kill_and_restart(mode: Mode) {
+    let Some(store) = fresh().await else { return };
+    received_table(&store).await;
+    let name = format!("killed-{mode:?}").to_lowercase();
+    let subscription = SubscriptionName::new(name.clone()).unwrap();
+    let batch = 50;
+    let writers = tokio::spawn({
+        let store = Arc::clone(&store);
+        async move { write(&store, 8, 2_500, 20).await }
+    });
+    let mut dice = Dice(42);
+    let mut checkpoints = Vec::new();
+    for run in 1..=4 {
+        let (_stop, task) = subscriber(&store, &name, mode, run, options(batch));
+        tokio::time::sleep(Duration::from_millis(400 + dice.roll(600))).await;
+        task.abort();
+        assert!(task.await.unwrap_err().is_cancelled());
+        // The connection closes with the task; the checkpoint is what was acknowledged.
+        let checkpoint = store.checkpoint(&subscription).await.unwrap();
+        checkpoints.push((run, checkpoint));
+    }
+    writers.await.unwrap();
+    let (stop, task) = subscriber(&store, &name, mode, 5, options(batch));
+    all_received(&store, 20_000).await;
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+
+    let received = scalar(&store, "SELECT count(*) FROM {schema}.received").await;
+    let duplicates = scalar(&store, DUPLICATES).await;
+    println!("{mode:?}: 20,000 events, {received} deliveries, {duplicates} duplicates, checkpoints at the kills {checkpoints:?}");
+    if mode == Mode::Transactional {
+        assert_eq!(
+            duplicates, 0,
+            "transactional delivery never repeats an event"
+        );
+        return;
+    }
+    // Every duplicate was delivered by a killed run after that run's last checkpoint, and
+    // each killed run left at most one batch unacknowledged.
+    let client = store.pool().get().await.unwrap();
+    let schema = &store.config().schema;
+    let mut unacknowledged = 0;
+    for (run, at) in &checkpoints {
+        let rows = client
+            .query_one(
+                &format!(
+                    "SELECT count(*) FROM {schema}.received WHERE run = $1 \
+                     AND (tx, pos) > ($2::text::xid8, $3::bigint)"
+                ),
+                &[run, &at.transaction.to_string(), &(at.sequence as i64)],
+            )
+            .await
+            .unwrap();
+        let after: i64 = rows.get(0);
+        assert!(
+            after <= i64::from(batch),
+            "run {run} left {after} events unacknowledged"
+        );
+        unacknowledged += after;
+    }
+    assert!(
+        duplicates <= unacknowledged,
+        "{duplicates} duplicates, {unacknowledged} unacknowledged"
+    );
+    let unexplained = scalar(
+        &store,
+        "SELECT count(*) FROM {schema}.received r WHERE EXISTS (SELECT 1 FROM {schema}.received o \
+         WHERE o.log_id = r.log_id AND o.event_index = r.event_index AND o.seq < r.seq) \
+         AND NOT EXISTS (SELECT 1 FROM {schema}.received o WHERE o.log_id = r.log_id \
+         AND o.event_index = r.event_index AND o.seq < r.seq AND o.run < r.run)",
+    )
+    .await;
+    assert_eq!(
+        unexplained, 0,
+        "a run never repeats what it delivered itself"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_killed_at_least_once_subscriber_repeats_at_most_its_last_batch() {
+    kill_and_restart(Mode::AtLeastOnce).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_killed_transactional_subscriber_repeats_nothing() {
+    kill_and_restart(Mode::Transactional).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_standby_consumer_takes_over_when_the_active_one_is_killed() {
+    let Some(store) = fresh().await else { return };
+    received_table(&store).await;
+    let (_a_stop, a) = subscriber(&store, "handover", Mode::Transactional, 1, options(100));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (b_stop, b) = subscriber(&store, "handover", Mode::Transactional, 2, options(100));
+    write(&store, 4, 500, 10).await;
+    all_received(&store, 2_000).await;
+    assert_eq!(
+        scalar(
+            &store,
+            "SELECT count(*) FROM {schema}.received WHERE run = 2"
+        )
+        .await,
+        0,
+        "the standby receives nothing while the first consumer holds the name"
+    );
+    a.abort();
+    let _ = a.await;
+    write(&store, 4, 500, 10).await;
+    all_received(&store, 4_000).await;
+    b_stop.send(()).unwrap();
+    b.await.unwrap().unwrap();
+    assert_eq!(
+        scalar(
+            &store,
+            "SELECT count(*) FROM {schema}.received WHERE run = 2"
+        )
+        .await,
+        2_000,
+        "the standby took over"
+    );
+    assert_eq!(scalar(&store, DUPLICATES).await, 0);
+    assert_eq!(scalar(&store, OUT_OF_ORDER).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn appends_wake_a_listening_subscriber_without_polling() {
+    let Some(store) = fresh().await else { return };
+    // A second store on the same schema that announces nothing.
+    let quiet = PostgresEventStore::builder(store.config().url.clone())
+        .schema(store.config().schema.clone())
+        .notify_interval(None)
+        .build()
+        .unwrap();
+    let slow_polling = options(100).poll_interval(Duration::from_secs(60));
+    let mut running = Running::start(&store, "woken", slow_polling);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let request = AppendRequest::new(LogState::empty(LogId::new()), vec![deposit()], None, None);
+    quiet.append(&request).await.unwrap();
+    assert!(
+        running.stays_quiet(Duration::from_millis(1_000)).await,
+        "an append nobody announced waits for the poll"
+    );
+    let request = AppendRequest::new(LogState::empty(LogId::new()), vec![deposit()], None, None);
+    let sent = Instant::now();
+    store.append(&request).await.unwrap();
+    let got = running.receive(2).await;
+    let latency = sent.elapsed();
+    running.stop().await.unwrap();
+    assert_eq!(got.len(), 2, "the announced append brings both");
+    assert!(latency < Duration::from_secs(5), "woken after {latency:?}");
+    println!("woken {latency:?} after the append");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_store_on_an_existing_pool_subscribes_by_polling() {
+    let Some(owned) = fresh().await else { return };
+    let mut config = eventlogs_postgres::deadpool_postgres::Config::new();
+    config.url = Some(owned.config().url.clone());
+    let pool = config
+        .create_pool(
+            Some(eventlogs_postgres::deadpool_postgres::Runtime::Tokio1),
+            eventlogs_postgres::tokio_postgres::NoTls,
+        )
+        .unwrap();
+    let store = Arc::new(
+        PostgresEventStore::from_pool(pool)
+            .schema(owned.config().schema.clone())
+            .build()
+            .unwrap(),
+    );
+    let mut running = Running::start(
+        &store,
+        "pooled",
+        options(10).poll_interval(Duration::from_millis(100)),
+    );
+    let mut state = LogState::empty(LogId::new());
+    for _ in 0..25 {
+        let request = AppendRequest::new(state, vec![deposit()], None, None);
+        state = store.append(&request).await.unwrap().state();
+    }
+    let got = running.receive(25).await;
+    let second = store
+        .claim(&SubscriptionName::new("pooled").unwrap())
+        .await
+        .unwrap();
+    assert!(second.is_none(), "the pooled claim holds the lock");
+    running.stop().await.unwrap();
+    let indexes: Vec<u32> = got.iter().map(|e| e.event.index).collect();
+    assert_eq!(indexes, (0..25).collect::<Vec<_>>());
+}
