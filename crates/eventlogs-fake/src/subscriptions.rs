@@ -78,14 +78,21 @@ impl SubscriptionClaim for FakeClaim {
         Ok(())
     }
 
-    async fn wait(&mut self, timeout: Duration) -> Result<()> {
+    async fn wait(&mut self, timeout: Duration) -> Result<bool> {
         // The store outlives its claims in practice; a closed channel just means polling.
-        match tokio::time::timeout(timeout, self.commits.changed()).await {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) => tokio::time::sleep(timeout).await,
-            Err(_) => tracing::debug!("no commit announced; polling the feed"),
-        }
-        Ok(())
+        Ok(
+            match tokio::time::timeout(timeout, self.commits.changed()).await {
+                Ok(Ok(())) => true,
+                Ok(Err(_)) => {
+                    tokio::time::sleep(timeout).await;
+                    false
+                }
+                Err(_) => {
+                    tracing::debug!("no commit announced; polling the feed");
+                    false
+                }
+            },
+        )
     }
 }
 

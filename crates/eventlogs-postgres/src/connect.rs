@@ -89,7 +89,10 @@ async fn drive<S, T>(
 {
     loop {
         match poll_fn(|cx| connection.poll_message(cx)).await {
-            Some(Ok(AsyncMessage::Notification(_))) => wake.notify_one(),
+            Some(Ok(AsyncMessage::Notification(_))) => {
+                tracing::trace!("subscription wake-up received");
+                wake.notify_one();
+            }
             Some(Ok(_)) => {}
             Some(Err(error)) => {
                 tracing::warn!(%error, "postgres subscription connection failed");

@@ -79,7 +79,7 @@ async fn run(running: Running, pool: Pool) {
                 .map_err(|e| e.to_string())
         };
         match tokio::time::timeout(notifier.interval.max(Duration::from_secs(1)), sent).await {
-            Ok(Ok(_)) => {}
+            Ok(Ok(_)) => tracing::trace!(channel = %notifier.channel, "subscription wake-up sent"),
             Ok(Err(error)) => {
                 tracing::debug!(%error, "subscription wake-up not sent; subscribers will poll");
             }

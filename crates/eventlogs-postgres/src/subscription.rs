@@ -184,10 +184,11 @@ impl SubscriptionClaim for PostgresClaim {
         self.execute(&sql, &[&name, &transaction, &sequence]).await
     }
 
-    async fn wait(&mut self, timeout: Duration) -> Result<()> {
+    async fn wait(&mut self, timeout: Duration) -> Result<bool> {
+        let mut woken = false;
         if !self.closed.load(Ordering::Acquire) {
             tokio::select! {
-                () = self.wake.notified() => {}
+                () = self.wake.notified() => woken = true,
                 () = tokio::time::sleep(timeout) => {
                     tracing::debug!("no wake-up arrived; polling the feed");
                 }
@@ -199,7 +200,7 @@ impl SubscriptionClaim for PostgresClaim {
                 "the subscription's connection closed; its lock is gone",
             ));
         }
-        Ok(())
+        Ok(woken)
     }
 }
 

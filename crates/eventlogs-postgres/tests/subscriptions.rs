@@ -461,3 +461,41 @@ async fn a_store_on_an_existing_pool_subscribes_by_polling() {
     let indexes: Vec<u32> = got.iter().map(|e| e.event.index).collect();
     assert_eq!(indexes, (0..25).collect::<Vec<_>>());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_wake_up_held_back_by_an_open_transaction_is_retried_without_waiting_for_the_poll() {
+    let Some(store) = fresh().await else { return };
+    let slow_polling = options(100).poll_interval(Duration::from_secs(60));
+    let mut running = Running::start(&store, "held-back", slow_polling);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Any transaction with an id, in any database of the server, holds the feed back.
+    let mut other = store.pool().get().await.unwrap();
+    let open = other.transaction().await.unwrap();
+    open.execute("SELECT pg_current_xact_id()", &[])
+        .await
+        .unwrap();
+    let request = AppendRequest::new(LogState::empty(LogId::new()), vec![deposit()], None, None);
+    store.append(&request).await.unwrap();
+    assert!(
+        running.stays_quiet(Duration::from_millis(400)).await,
+        "held back behind the open transaction"
+    );
+    let lag = store
+        .lag(&SubscriptionName::new("held-back").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        lag.events, 1,
+        "lag counts the committed event it cannot read yet"
+    );
+    let released = Instant::now();
+    open.commit().await.unwrap();
+    running.receive(1).await;
+    let latency = released.elapsed();
+    running.stop().await.unwrap();
+    assert!(
+        latency < Duration::from_secs(5),
+        "delivered {latency:?} after the commit"
+    );
+    println!("delivered {latency:?} after the blocking transaction ended");
+}

@@ -35,7 +35,7 @@ pub trait SubscriptionClaim: Send + 'static {
     /// for example because its connection broke.
     async fn save(&mut self, position: FeedPosition) -> Result<()>;
 
-    /// Returns when new events may have been committed, or after `timeout`. Errors mean the
-    /// claim is no longer safe to use.
-    async fn wait(&mut self, timeout: Duration) -> Result<()>;
+    /// Returns when new events may have been committed (`true`: a commit was announced), or
+    /// after `timeout` (`false`). Errors mean the claim is no longer safe to use.
+    async fn wait(&mut self, timeout: Duration) -> Result<bool>;
 }

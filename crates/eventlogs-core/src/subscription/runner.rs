@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::future::{BoxFuture, FutureExt, Shared};
 use tracing::Instrument;
@@ -40,6 +41,9 @@ pub struct Subscription<S: SubscriptionStore> {
     name: SubscriptionName,
     options: SubscriptionOptions,
 }
+
+/// The first re-read after a wake-up found the feed held back.
+const HELD_BACK_RETRY: Duration = Duration::from_millis(10);
 
 /// The shutdown signal, pollable again after it fired.
 type Stop<'a> = Shared<BoxFuture<'a, ()>>;
@@ -157,7 +161,7 @@ impl<S: SubscriptionStore> Subscription<S> {
     }
 
     /// Sleeps for `how_long`; true when shutdown came first.
-    async fn pause(&self, stop: &Stop<'_>, how_long: std::time::Duration) -> bool {
+    async fn pause(&self, stop: &Stop<'_>, how_long: Duration) -> bool {
         tokio::select! {
             biased;
             () = stop.clone() => true,
@@ -175,6 +179,13 @@ impl<S: SubscriptionStore> Subscription<S> {
         let mut after = claim.checkpoint().await?;
         tracing::info!(checkpoint = %after, "subscription resumed from its checkpoint");
         let filter = &self.options.filter;
+        let poll = self.options.poll_interval;
+        // Announced events can still be held back when read (an older transaction is open
+        // somewhere), and no second announcement comes when that transaction ends. So after
+        // a wake-up or a batch, an empty read is retried soon, backing off to the poll
+        // interval, instead of waiting for the next announcement.
+        let mut held_back: Option<Duration> = None;
+        let mut active = false;
         loop {
             let events = tokio::select! {
                 biased;
@@ -182,13 +193,17 @@ impl<S: SubscriptionStore> Subscription<S> {
                 events = self.store.read_feed(after, self.options.batch_size) => events?,
             };
             let Some(last) = events.last() else {
-                tokio::select! {
+                if active || held_back.is_some() {
+                    held_back = Some(held_back.map_or(HELD_BACK_RETRY, |d| d * 2).min(poll));
+                }
+                active = tokio::select! {
                     biased;
                     () = stop.clone() => return Ok(()),
-                    woken = claim.wait(self.options.poll_interval) => woken?,
-                }
+                    woken = claim.wait(held_back.unwrap_or(poll)) => woken?,
+                };
                 continue;
             };
+            (held_back, active) = (None, true);
             let through = last.position;
             let read = events.len();
             let events: Vec<_> = if filter.is_all() {
