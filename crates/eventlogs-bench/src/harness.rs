@@ -55,7 +55,7 @@ where
 }
 
 impl Sample {
-    fn merge(&mut self, other: Sample) {
+    pub(crate) fn merge(&mut self, other: Sample) {
         self.ops += other.ops;
         self.events += other.events;
         self.errors += other.errors;

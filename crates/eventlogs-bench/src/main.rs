@@ -1,6 +1,7 @@
 //! `eventlogs-bench`: every scenario of `cargo xtask bench`, printed as one markdown table.
 
 mod harness;
+mod live;
 mod memory;
 mod reads;
 mod report;
@@ -46,7 +47,7 @@ fn args() -> Result<Args, String> {
             other => {
                 return Err(format!(
                     "unknown argument {other} (--seconds N, --out FILE, --big-log N, \
-                     --only creates|appends|warm|cold|long-log|contention)"
+                     --only creates|appends|subscriber|warm|cold|long-log|contention)"
                 ))
             }
         }
@@ -80,6 +81,9 @@ async fn all(env: &Env, args: &Args) -> Result<String, String> {
     }
     if wanted("appends") {
         writes::appends(env, seconds, &mut rows).await?;
+    }
+    if wanted("subscriber") {
+        live::with_subscriber(env, seconds, &mut rows).await?;
     }
     if wanted("warm") {
         reads::warm(env, seconds, &mut rows).await?;

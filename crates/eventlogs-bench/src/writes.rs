@@ -119,7 +119,11 @@ async fn worker_logs(logs: &LogManager<Balance>, n: usize) -> Result<Vec<LogStat
 }
 
 /// Appends of `batch` events by `concurrency` workers, each to its own log.
-async fn library_appends(env: &Env, concurrency: usize, batch: usize) -> Result<Workload, String> {
+pub(crate) async fn library_appends(
+    env: &Env,
+    concurrency: usize,
+    batch: usize,
+) -> Result<Workload, String> {
     let logs: LogManager<Balance> = LogManager::new(env.store(concurrency).await?);
     let states = Arc::new(Mutex::new(worker_logs(&logs, concurrency).await?));
     let events: Arc<Vec<Payment>> = Arc::new((0..batch as i64).map(Payment::new).collect());

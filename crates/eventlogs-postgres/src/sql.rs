@@ -81,10 +81,12 @@ FROM (SELECT 1) AS one LEFT JOIN used AS u ON true"#
                  ORDER BY event_index"
             ),
             feed: format!(
-                "SELECT transaction_id::text, position, log_id, {COLUMNS} FROM {schema}.events \
-                 WHERE (transaction_id, position) > ($1::text::xid8, $2::bigint) \
-                 AND transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
-                 ORDER BY transaction_id, position LIMIT $3"
+                // Ordered by the xid8 column itself (qualified, so not by the text column of
+                // the same name in the output), which the feed index serves in order.
+                "SELECT e.transaction_id::text, e.position, e.log_id, {COLUMNS} FROM {schema}.events AS e \
+                 WHERE (e.transaction_id, e.position) > ($1::text::xid8, $2::bigint) \
+                 AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
+                 ORDER BY e.transaction_id, e.position LIMIT $3"
             ),
             key: format!(
                 "SELECT log_id, first_index, event_count, request_hash FROM {schema}.idempotency_keys WHERE key = $1"

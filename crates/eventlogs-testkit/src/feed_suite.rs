@@ -148,6 +148,17 @@ pub async fn concurrent_writers_are_read_once_each(pair: FeedPair) {
     }
     let (mut seen, at) = reader.await.unwrap();
     let total: u64 = lengths.values().sum();
+    let mut positions: Vec<FeedPosition> = seen.iter().map(|e| e.position).collect();
+    positions.dedup();
+    assert!(
+        seen.len() as u64 <= total && positions.len() == seen.len(),
+        "the reader saw {} events ({} distinct positions) of {total} written: {:?}",
+        seen.len(),
+        positions.len(),
+        seen.iter()
+            .map(|e| (e.position, e.log_id, e.event.index))
+            .collect::<Vec<_>>()
+    );
     seen.extend(read_until(&feed, at, 64, total as usize - seen.len()).await);
     assert_eq!(seen.len() as u64, total, "every event exactly once");
     assert!(seen.windows(2).all(|w| w[0].position < w[1].position));
