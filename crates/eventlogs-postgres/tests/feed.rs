@@ -70,3 +70,31 @@ async fn a_late_commit_is_held_back_then_delivered_in_order() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn the_feed_is_ordered_by_transaction_id_as_a_number() {
+    let Some(store) = fresh().await else { return };
+    let schema = store.config().schema.clone();
+    // Transaction ids whose decimal text sorts the other way round ("1000" < "999").
+    let client = store.pool().get().await.unwrap();
+    for (transaction, log) in [("999", LogId::new()), ("1000", LogId::new())] {
+        client
+            .execute(
+                &format!(
+                    "INSERT INTO {schema}.events (log_id, event_index, payload, transaction_id) \
+                     VALUES ($1, 0, '1', $2::text::xid8)"
+                ),
+                &[&uuid::Uuid::from_u128(log.to_u128()), &transaction],
+            )
+            .await
+            .unwrap();
+    }
+    let feed: Arc<dyn EventFeed> = Arc::new(store.clone());
+    let all = read_until(&feed, FeedPosition::START, 1, 2).await;
+    let transactions: Vec<u64> = all.iter().map(|e| e.position.transaction).collect();
+    assert_eq!(transactions, [999, 1000]);
+    client
+        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .await
+        .unwrap();
+}
