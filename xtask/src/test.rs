@@ -69,6 +69,24 @@ fn run_suites(args: &[String], services: &Services) -> Result<(), String> {
     }
     run_command(doc)?;
     if args.is_empty() {
+        // The examples run against the servers too, as a user would run them.
+        for example in ["quickstart", "projection"] {
+            let mut run = cargo_with(
+                &[
+                    "run",
+                    "--quiet",
+                    "-p",
+                    "eventlogs",
+                    "--all-features",
+                    "--example",
+                    example,
+                ],
+                services,
+            );
+            run.env("RUST_LOG", "warn");
+            run_command(run)?;
+            println!("xtask: example {example} passed");
+        }
         // A short smoke run keeps the benchmark harness compiling and working (`cargo xtask
         // bench` is the real, release-mode measurement).
         let mut bench = cargo_with(&["run", "--quiet", "-p", "eventlogs-bench", "--"], services);

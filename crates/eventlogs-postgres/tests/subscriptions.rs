@@ -166,7 +166,7 @@ async fn write(store: &Arc<PostgresEventStore>, writers: u64, per_writer: usize,
         .map(|w| {
             let store = Arc::clone(store);
             tokio::spawn(async move {
-                let mut dice = Dice(0x9E37_79B9_7F4A_7C15 ^ (w + 1) * 7919);
+                let mut dice = Dice(0x9E37_79B9_7F4A_7C15 ^ ((w + 1) * 7919));
                 let mut state = LogState::empty(LogId::new());
                 let mut left = per_writer;
                 while left > 0 {

@@ -46,7 +46,7 @@ pub async fn write<S: Subject>(store: &S, state: LogState, kind: &str, n: usize)
 pub async fn write_many<S: Subject>(store: &S, logs: &mut [LogState], kind: &str, count: usize) {
     for n in 0..count {
         let slot = n % logs.len();
-        logs[slot] = write(store, logs[slot].clone(), kind, n).await;
+        logs[slot] = write(store, logs[slot], kind, n).await;
     }
 }
 
@@ -217,7 +217,7 @@ pub async fn filters_by_event_type_and_log<S: Subject>(store: Arc<S>) {
     for n in 0..12 {
         let slot = n % 3;
         let kind = if n % 2 == 0 { "Deposited" } else { "Withdrew" };
-        logs[slot] = write(&*store, logs[slot].clone(), kind, n).await;
+        logs[slot] = write(&*store, logs[slot], kind, n).await;
     }
     let feed = whole_feed(&store, 12).await;
 
