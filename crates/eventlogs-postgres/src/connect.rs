@@ -11,6 +11,9 @@ use tokio_postgres::{AsyncMessage, Client};
 
 use crate::config::{redact, PostgresConfig};
 
+/// Idle time before TCP keepalive probes on a subscription's connection, on both ends.
+pub(crate) const KEEPALIVE_IDLE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// How connections are encrypted.
 #[derive(Clone)]
 pub(crate) enum Tls {

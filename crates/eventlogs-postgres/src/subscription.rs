@@ -14,6 +14,7 @@ use tokio::sync::Notify;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Row};
 
+use crate::connect::KEEPALIVE_IDLE;
 use crate::error::{query_error, statement_timeout};
 use crate::notifier;
 use crate::store::PostgresEventStore;
@@ -54,6 +55,18 @@ impl SubscriptionStore for PostgresEventStore {
             wake,
             closed,
         };
+        // The server probes the claim's connection too, so a consumer whose machine vanished
+        // without closing it loses the lock in about half a minute, not the OS default hours.
+        let idle = KEEPALIVE_IDLE.as_secs().to_string();
+        let interval = (KEEPALIVE_IDLE.as_secs() / 2).to_string();
+        claim
+            .execute(
+                "SELECT set_config('tcp_keepalives_idle', $1, false), \
+                 set_config('tcp_keepalives_interval', $2, false), \
+                 set_config('tcp_keepalives_count', '3', false)",
+                &[&idle, &interval],
+            )
+            .await?;
         let lock = lock_name(&self.config().schema, name.as_str());
         let sql = self.subscription_statements();
         let held: bool = claim.one(&sql.try_lock.clone(), &[&lock]).await?.get(0);
