@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -269,7 +270,50 @@ async fn sixteen_writers_holding_transactions_open_are_delivered_exactly_once_in
     );
 }
 
-/// Kills (aborts) the subscriber four times while writers run, restarting it each time.
+/// The environment variable that makes [`subscriber_process`] run, with
+/// `schema,name,mode,run`.
+const CHILD: &str = "EVENTLOGS_TEST_SUBSCRIBER_PROCESS";
+
+/// A recording subscriber in a process of its own, for the kill tests to SIGKILL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "started (and killed) by the kill tests"]
+async fn subscriber_process() {
+    let spec = std::env::var(CHILD).expect("started by a kill test");
+    let parts: Vec<&str> = spec.split(',').collect();
+    let [schema, name, mode, run] = parts[..] else {
+        panic!("bad {CHILD}: {spec}")
+    };
+    let url = eventlogs_testkit::servers::database_url().unwrap();
+    let store = Arc::new(
+        PostgresEventStore::builder(url)
+            .schema(schema)
+            .build()
+            .unwrap(),
+    );
+    let mode = if mode == "Transactional" {
+        Mode::Transactional
+    } else {
+        Mode::AtLeastOnce
+    };
+    let (_stop, task) = subscriber(&store, name, mode, run.parse().unwrap(), options(50));
+    task.await.unwrap().unwrap();
+}
+
+/// Starts [`subscriber_process`].
+fn spawn_subscriber(store: &PostgresEventStore, name: &str, mode: Mode, run: i32) -> Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args(["subscriber_process", "--exact", "--ignored", "--nocapture"])
+        .env(
+            CHILD,
+            format!("{},{name},{mode:?},{run}", store.config().schema),
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// SIGKILLs a subscriber process four times while writers run, restarting it each time.
 async fn kill_and_restart(mode: Mode) {
     let Some(store) = fresh().await else { return };
     received_table(&store).await;
@@ -283,11 +327,25 @@ async fn kill_and_restart(mode: Mode) {
     let mut dice = Dice(42);
     let mut checkpoints = Vec::new();
     for run in 1..=4 {
-        let (_stop, task) = subscriber(&store, &name, mode, run, options(batch));
-        tokio::time::sleep(Duration::from_millis(400 + dice.roll(600))).await;
-        task.abort();
-        assert!(task.await.unwrap_err().is_cancelled());
-        // The connection closes with the task; the checkpoint is what was acknowledged.
+        let mut child = spawn_subscriber(&store, &name, mode, run);
+        // Let it start consuming, then kill it at a random moment.
+        let started = Instant::now();
+        let delivered = format!("SELECT count(*) FROM {{schema}}.received WHERE run = {run}");
+        while scalar(&store, &delivered).await == 0 {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "run {run} never started"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(100 + dice.roll(500))).await;
+        child.kill().unwrap();
+        child.wait().unwrap();
+        // Once the name can be claimed, the killed session is gone, and with it any
+        // checkpoint it was writing: what is stored now is what was acknowledged.
+        while store.claim(&subscription).await.unwrap().is_none() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         let checkpoint = store.checkpoint(&subscription).await.unwrap();
         checkpoints.push((run, checkpoint));
     }

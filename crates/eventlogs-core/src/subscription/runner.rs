@@ -45,6 +45,10 @@ pub struct Subscription<S: SubscriptionStore> {
 /// The first re-read after a wake-up found the feed held back.
 const HELD_BACK_RETRY: Duration = Duration::from_millis(10);
 
+/// How long a subscription at the head of the feed waits for a wake-up before reading again
+/// anyway, in case part of what was announced was held back.
+const HEAD_PAUSE: Duration = Duration::from_millis(40);
+
 /// The shutdown signal, pollable again after it fired.
 type Stop<'a> = Shared<BoxFuture<'a, ()>>;
 
@@ -169,6 +173,15 @@ impl<S: SubscriptionStore> Subscription<S> {
         }
     }
 
+    /// Waits for a wake-up or `timeout`; `Ok(true)` when woken. Shutdown ends it early too.
+    async fn wait(&self, claim: &mut S::Claim, stop: &Stop<'_>, timeout: Duration) -> Result<bool> {
+        tokio::select! {
+            biased;
+            () = stop.clone() => Ok(false),
+            woken = claim.wait(timeout) => woken,
+        }
+    }
+
     /// Catches up and follows the feed while the claim holds. `Ok` on shutdown.
     async fn consume<D: Delivery<S::Claim>>(
         &self,
@@ -196,14 +209,9 @@ impl<S: SubscriptionStore> Subscription<S> {
                 if active || held_back.is_some() {
                     held_back = Some(held_back.map_or(HELD_BACK_RETRY, |d| d * 2).min(poll));
                 }
-                active = tokio::select! {
-                    biased;
-                    () = stop.clone() => return Ok(()),
-                    woken = claim.wait(held_back.unwrap_or(poll)) => woken?,
-                };
+                active = self.wait(claim, stop, held_back.unwrap_or(poll)).await?;
                 continue;
             };
-            (held_back, active) = (None, true);
             let through = last.position;
             let read = events.len();
             let events: Vec<_> = if filter.is_all() {
@@ -222,6 +230,17 @@ impl<S: SubscriptionStore> Subscription<S> {
                 .instrument(span)
                 .await?;
             after = through;
+            if read == self.options.batch_size as usize {
+                // Catching up: read on at once.
+                (held_back, active) = (None, true);
+                continue;
+            }
+            // At the head of the feed: the next events come with the next wake-up. Reading
+            // again at once would deliver (and checkpoint) a few events at a time, costing
+            // the writers a commit per handful of events. Re-read after a short pause in case
+            // part of what was announced is still held back.
+            held_back = Some(HEAD_PAUSE);
+            active = self.wait(claim, stop, HEAD_PAUSE.min(poll)).await?;
         }
     }
 }
