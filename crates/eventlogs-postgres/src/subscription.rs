@@ -215,6 +215,13 @@ impl SubscriptionClaim for PostgresClaim {
         }
         Ok(woken)
     }
+
+    async fn release(mut self) {
+        // The connection is the claim's own, so every advisory lock on it is the claim's.
+        if let Err(error) = self.execute("SELECT pg_advisory_unlock_all()", &[]).await {
+            tracing::debug!(%error, "releasing the subscription lock failed; closing its connection");
+        }
+    }
 }
 
 /// The checkpoint update's transaction id (text) and position.

@@ -127,6 +127,7 @@ macro_rules! subscription_suite {
             a_failing_handler_stops_and_its_batch_is_redelivered,
             batches_respect_the_batch_size,
             bad_names_and_options_are_refused,
+            reset_replays_from_a_position_only_while_nobody_runs_it,
         );
     };
 }

@@ -353,3 +353,28 @@ pub async fn bad_names_and_options_are_refused<S: Subject>(store: Arc<S>) {
         fast().poll_interval(Duration::ZERO),
     ));
 }
+
+pub async fn reset_replays_from_a_position_only_while_nobody_runs_it<S: Subject>(store: Arc<S>) {
+    let mut logs = new_logs(2);
+    write_many(&*store, &mut logs, "Deposited", 10).await;
+    let name = name();
+    let mut running = Running::start(&store, &name, fast().batch_size(4));
+    let first = running.receive(10).await;
+    let subscription = Subscription::new(Arc::clone(&store), &name, fast()).unwrap();
+    assert!(
+        !subscription.reset(FeedPosition::START).await.unwrap(),
+        "a running subscription is not reset"
+    );
+    running.stop().await.unwrap();
+    assert!(subscription.reset(first[5].position).await.unwrap());
+    assert_eq!(subscription.checkpoint().await.unwrap(), first[5].position);
+    let mut again = Running::start(&store, &name, fast().batch_size(4));
+    let replayed = again.receive(4).await;
+    assert_eq!(positions(&replayed), positions(&first[6..]));
+    again.stop().await.unwrap();
+    assert!(subscription.reset(FeedPosition::START).await.unwrap());
+    let mut rebuilt = Running::start(&store, &name, fast().batch_size(4));
+    let all = rebuilt.receive(10).await;
+    rebuilt.stop().await.unwrap();
+    assert_eq!(positions(&all), positions(&first));
+}

@@ -38,4 +38,12 @@ pub trait SubscriptionClaim: Send + 'static {
     /// Returns when new events may have been committed (`true`: a commit was announced), or
     /// after `timeout` (`false`). Errors mean the claim is no longer safe to use.
     async fn wait(&mut self, timeout: Duration) -> Result<bool>;
+
+    /// Releases the claim and returns once another consumer can take it. Dropping a claim
+    /// releases it too, but possibly a moment later (a connection still closing).
+    async fn release(self)
+    where
+        Self: Sized,
+    {
+    }
 }

@@ -85,6 +85,19 @@ impl<S: SubscriptionStore> Subscription<S> {
         self.store.lag(&self.name).await
     }
 
+    /// Moves the checkpoint to `position`: [`FeedPosition::START`] replays the whole feed (to
+    /// rebuild a read model after clearing it), an event's position resumes after that event.
+    /// Returns `Ok(false)`, changing nothing, while a consumer is running the subscription.
+    pub async fn reset(&self, position: FeedPosition) -> Result<bool> {
+        let Some(mut claim) = self.store.claim(&self.name).await? else {
+            return Ok(false);
+        };
+        claim.save(position).await?;
+        claim.release().await;
+        tracing::info!(subscription = %self.name, %position, "subscription checkpoint reset");
+        Ok(true)
+    }
+
     /// Runs with at-least-once delivery until `shutdown` completes (between batches; a batch
     /// being handled is finished first) or an error that retrying will not fix.
     pub async fn run<H: Handler>(
@@ -110,6 +123,7 @@ impl<S: SubscriptionStore> Subscription<S> {
                 };
                 match self.consume(&mut claim, &mut delivery, &stop).await {
                     Ok(()) => {
+                        claim.release().await;
                         tracing::info!("subscription stopped");
                         return Ok(());
                     }
@@ -121,6 +135,7 @@ impl<S: SubscriptionStore> Subscription<S> {
                         }
                     }
                     Err(error) => {
+                        claim.release().await;
                         tracing::error!(%error, kind = error.kind(), "subscription failed");
                         return Err(error);
                     }
