@@ -149,6 +149,11 @@ impl PostgresClaim {
         }
     }
 
+    /// The deadline of each statement the claim runs.
+    pub(crate) fn statement_timeout(&self) -> Duration {
+        self.store.config().statement_timeout
+    }
+
     /// The subscription's name.
     #[must_use]
     pub fn name(&self) -> &SubscriptionName {

@@ -8,7 +8,7 @@ use eventlogs_core::{
 };
 use tokio_postgres::Transaction;
 
-use crate::error::{classify, query_error, Failure};
+use crate::error::{classify, query_error, statement_timeout, Failure};
 use crate::subscription::{checkpoint_params, PostgresClaim};
 
 /// Handles a batch inside the transaction that also stores the checkpoint.
@@ -71,10 +71,13 @@ impl<H: TransactionalHandler> Delivery<PostgresClaim> for Transactional<H> {
         }
         let save = claim.save_sql();
         let (transaction, sequence) = checkpoint_params(through);
-        let tx = claim
-            .client_mut()
-            .transaction()
+        let after = claim.statement_timeout();
+        // Every statement of ours has the store's deadline; a server that stops answering
+        // ends in a retryable timeout (the runner then drops the claim and its connection).
+        let deadline = |_: tokio::time::error::Elapsed| statement_timeout(after);
+        let tx = tokio::time::timeout(after, claim.client_mut().transaction())
             .await
+            .map_err(deadline)?
             .map_err(query_error)?;
         if let Err(source) = self.0.handle(&tx, &events).await {
             return Err(match source.downcast::<tokio_postgres::Error>() {
@@ -88,9 +91,15 @@ impl<H: TransactionalHandler> Delivery<PostgresClaim> for Transactional<H> {
                 Err(source) => handler_failed(name, through, source),
             });
         }
-        tx.execute(&save, &[&name.as_str(), &transaction, &sequence])
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
+            [&name.as_str(), &transaction, &sequence];
+        tokio::time::timeout(after, tx.execute(&save, &params))
             .await
+            .map_err(deadline)?
             .map_err(query_error)?;
-        tx.commit().await.map_err(query_error)
+        tokio::time::timeout(after, tx.commit())
+            .await
+            .map_err(deadline)?
+            .map_err(query_error)
     }
 }
