@@ -3,95 +3,16 @@
 #![cfg(feature = "tls")]
 #![allow(clippy::unwrap_used)]
 
-use std::path::Path;
-use std::process::Command;
-
 use eventlogs_core::{AppendRequest, EventStore, LogId, LogState, NewEvent};
 use eventlogs_postgres::PostgresEventStore;
 use eventlogs_testkit::servers::{
-    give_to_server_user, local_binaries_available, local_servers_required, PostgresOptions,
-    PostgresServer,
+    certificates, local_binaries_available, local_servers_required, openssl_available,
+    PostgresOptions, PostgresServer,
 };
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let status = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        status.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&status.stderr)
-    );
-}
-
-/// A CA and a server certificate for 127.0.0.1 signed by it, in `dir`.
-fn certificates(dir: &Path) {
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    let mut ca = vec!["req", "-x509"];
-    ca.extend(ec);
-    ca.extend([
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=eventlogs test CA",
-    ]);
-    openssl(dir, &ca);
-    let mut csr = vec!["req"];
-    csr.extend(ec);
-    csr.extend([
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-        "-subj",
-        "/CN=127.0.0.1",
-    ]);
-    openssl(dir, &csr);
-    std::fs::write(
-        dir.join("ext.cnf"),
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
-    )
-    .unwrap();
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "server.pem",
-            "-days",
-            "2",
-            "-extfile",
-            "ext.cnf",
-        ],
-    );
-    let key = dir.join("server.key");
-    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-    give_to_server_user(&key).unwrap();
-}
 
 #[tokio::test]
 async fn tls_connections_verify_the_server_certificate() {
-    if !local_binaries_available() || Command::new("openssl").arg("version").output().is_err() {
+    if !local_binaries_available() || !openssl_available() {
         assert!(
             !local_servers_required(),
             "local servers required but PostgreSQL or openssl is missing"
@@ -101,7 +22,7 @@ async fn tls_connections_verify_the_server_certificate() {
     }
     let dir = std::env::temp_dir().join(format!("eventlogs-tls-{}", LogId::new()));
     std::fs::create_dir_all(&dir).unwrap();
-    certificates(&dir);
+    certificates(&dir).unwrap();
     let options = PostgresOptions::default()
         .setting("ssl=on")
         .setting(format!(

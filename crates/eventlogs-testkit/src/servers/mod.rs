@@ -8,6 +8,7 @@
 //!
 //! This module uses only the standard library, so `xtask` can use it without a runtime.
 
+mod certs;
 mod docker;
 mod env;
 mod postgres;
@@ -16,6 +17,7 @@ mod proxy;
 mod redis;
 pub mod resp;
 
+pub use certs::{certificates, openssl_available};
 pub use docker::{docker_available, Container};
 pub use env::{
     cluster_nodes, database_url, local_servers_required, redis_url, services_required,
