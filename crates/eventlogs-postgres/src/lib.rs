@@ -1,5 +1,7 @@
 //! PostgreSQL `EventStore` for eventlogs: dense logs, one winner per index and idempotency
-//! keys enforced by the database, one round trip per append, streamed reads.
+//! keys enforced by the database, one round trip per append, streamed reads; the global feed
+//! and subscriptions (one consumer per name by advisory lock, `LISTEN`/`NOTIFY` wake-ups,
+//! exactly-once delivery with [`Transactional`]).
 //!
 //! ```no_run
 //! # async fn demo() -> eventlogs_core::Result<()> {
