@@ -49,9 +49,12 @@ async fn a_lost_acknowledgement_is_recovered_by_retrying_with_the_same_key() {
     let target: SocketAddr = format!("127.0.0.1:{}", pg.port()).parse().unwrap();
     let proxy = TcpProxy::start(target).unwrap();
     let url = format!("postgres://postgres@{}/eventlogs", proxy.addr());
+    // No subscription wake-ups: their NOTIFY would share the only connection, and the proxy
+    // must swallow the append's reply, not the notification's.
     let store = PostgresEventStore::builder(url)
         .pool_size(1)
         .statement_timeout(Duration::from_secs(5))
+        .notify_interval(None)
         .build()
         .unwrap();
     store.migrate().await.unwrap();
