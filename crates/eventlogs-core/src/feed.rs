@@ -54,4 +54,9 @@ pub struct FeedEvent {
 pub trait EventFeed: Send + Sync + fmt::Debug + 'static {
     /// At most `max` events after `after`, in feed order.
     async fn read_feed(&self, after: FeedPosition, max: u32) -> Result<Vec<FeedEvent>>;
+
+    /// The position of the last event a reader can read now ([`FeedPosition::START`] for an
+    /// empty feed). Reading after it returns only events committed from now on: a new read
+    /// model that needs no history starts there.
+    async fn head(&self) -> Result<FeedPosition>;
 }

@@ -224,6 +224,14 @@ fn chunk(state: &Mutex<State>, log_id: &LogId, from: usize) -> Vec<RawEvent> {
 
 #[async_trait]
 impl EventFeed for FakeEventStore {
+    async fn head(&self) -> Result<FeedPosition> {
+        Ok(self
+            .lock()
+            .feed
+            .last()
+            .map_or(FeedPosition::START, |(p, _, _)| *p))
+    }
+
     async fn read_feed(&self, after: FeedPosition, max: u32) -> Result<Vec<FeedEvent>> {
         // Appends commit under the lock in feed order, so nothing can commit late here.
         let state = self.lock();

@@ -45,4 +45,21 @@ impl EventFeed for PostgresEventStore {
             })
             .collect()
     }
+
+    async fn head(&self) -> Result<FeedPosition> {
+        let found = self.rows(&self.statements().feed_head, &[]).await?;
+        let Some(row) = found.map_err(query_error)?.into_iter().next() else {
+            return Ok(FeedPosition::START);
+        };
+        let bad = || Error::Backend {
+            service: "postgres",
+            source: "unreadable feed head".into(),
+        };
+        let transaction: String = row.try_get(0).map_err(|_| bad())?;
+        let sequence: i64 = row.try_get(1).map_err(|_| bad())?;
+        Ok(FeedPosition {
+            transaction: transaction.parse().map_err(|_| bad())?,
+            sequence: u64::try_from(sequence).map_err(|_| bad())?,
+        })
+    }
 }

@@ -169,3 +169,20 @@ pub async fn concurrent_writers_are_read_once_each(pair: FeedPair) {
         *expected += 1;
     }
 }
+
+pub async fn head_is_the_last_readable_position(pair: FeedPair) {
+    let (store, feed) = pair;
+    assert_eq!(
+        feed.head().await.unwrap(),
+        FeedPosition::START,
+        "empty feed"
+    );
+    let state = write(&store, LogState::empty(LogId::new()), &[1, 2, 3]).await;
+    let written = read_until(&feed, FeedPosition::START, 10, 3).await;
+    let head = feed.head().await.unwrap();
+    assert_eq!(head, written[2].position);
+    assert!(feed.read_feed(head, 10).await.unwrap().is_empty());
+    write(&store, state, &[4, 5]).await;
+    let newer = read_until(&feed, head, 10, 2).await;
+    assert_eq!(newer.iter().map(amount).collect::<Vec<_>>(), [4, 5]);
+}

@@ -109,6 +109,7 @@ macro_rules! event_feed_suite {
         $crate::__tests!($factory, feed_suite;
             feed_delivers_every_event_once_in_commit_order,
             concurrent_writers_are_read_once_each,
+            head_is_the_last_readable_position,
         );
     };
 }
@@ -128,6 +129,7 @@ macro_rules! subscription_suite {
             batches_respect_the_batch_size,
             bad_names_and_options_are_refused,
             reset_replays_from_a_position_only_while_nobody_runs_it,
+            a_reset_to_the_head_skips_history,
         );
     };
 }

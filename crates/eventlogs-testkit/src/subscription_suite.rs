@@ -378,3 +378,23 @@ pub async fn reset_replays_from_a_position_only_while_nobody_runs_it<S: Subject>
     rebuilt.stop().await.unwrap();
     assert_eq!(positions(&all), positions(&first));
 }
+
+pub async fn a_reset_to_the_head_skips_history<S: Subject>(store: Arc<S>) {
+    let mut logs = new_logs(2);
+    write_many(&*store, &mut logs, "Deposited", 5).await;
+    let history = whole_feed(&store, 5).await;
+    let name = name();
+    let subscription = Subscription::new(Arc::clone(&store), &name, fast()).unwrap();
+    assert!(subscription
+        .reset(store.head().await.unwrap())
+        .await
+        .unwrap());
+    let mut running = Running::start(&store, &name, fast());
+    write_many(&*store, &mut logs, "Withdrew", 3).await;
+    let got = running.receive(3).await;
+    assert!(running.stays_quiet(Duration::from_millis(300)).await);
+    running.stop().await.unwrap();
+    let all = whole_feed(&store, 8).await;
+    assert_eq!(positions(&got), positions(&all[5..]));
+    assert!(got.iter().all(|e| !history.contains(e)));
+}
