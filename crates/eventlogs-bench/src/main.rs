@@ -1,5 +1,6 @@
 //! `eventlogs-bench`: every scenario of `cargo xtask bench`, printed as one markdown table.
 
+mod catch_up;
 mod harness;
 mod live;
 mod memory;
@@ -47,7 +48,7 @@ fn args() -> Result<Args, String> {
             other => {
                 return Err(format!(
                     "unknown argument {other} (--seconds N, --out FILE, --big-log N, \
-                     --only creates|appends|subscriber|warm|cold|long-log|contention)"
+                     --only creates|appends|subscriber|catch-up|warm|cold|long-log|contention)"
                 ))
             }
         }
@@ -84,6 +85,9 @@ async fn all(env: &Env, args: &Args) -> Result<String, String> {
     }
     if wanted("subscriber") {
         live::with_subscriber(env, seconds, &mut rows).await?;
+    }
+    if wanted("catch-up") {
+        catch_up::catch_up(env, &mut rows).await?;
     }
     if wanted("warm") {
         reads::warm(env, seconds, &mut rows).await?;

@@ -136,6 +136,13 @@ impl PostgresEventStore {
         &self.inner.sql.append_many
     }
 
+    /// The feed read (parameters: transaction id as text, position, limit), for benchmarks that
+    /// compare the library's feed readers with the same query through plain tokio-postgres.
+    #[must_use]
+    pub fn feed_sql(&self) -> &str {
+        &self.inner.sql.feed
+    }
+
     /// The prepared statements.
     pub(crate) fn statements(&self) -> &Statements {
         &self.inner.sql

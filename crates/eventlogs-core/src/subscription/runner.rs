@@ -5,11 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::{BoxFuture, FutureExt, Shared};
+
 use tracing::Instrument;
 
 use crate::{
-    AtLeastOnce, Delivery, FeedPosition, Handler, Lag, Result, SubscriptionClaim, SubscriptionName,
-    SubscriptionOptions, SubscriptionStore,
+    AtLeastOnce, Delivery, FeedEvent, FeedPosition, Handler, Lag, Result, SubscriptionClaim,
+    SubscriptionName, SubscriptionOptions, SubscriptionStore,
 };
 
 /// A named, resumable reader of the global feed that keeps a read model up to date.
@@ -214,11 +215,17 @@ impl<S: SubscriptionStore> Subscription<S> {
         // interval, instead of waiting for the next announcement.
         let mut held_back: Option<Duration> = None;
         let mut active = false;
+        // While catching up, the next batch is read while the current one is delivered.
+        let mut prefetched: Option<Result<Vec<FeedEvent>>> = None;
+        let batch_size = self.options.batch_size;
         loop {
-            let events = tokio::select! {
-                biased;
-                () = stop.clone() => return Ok(()),
-                events = self.store.read_feed(after, self.options.batch_size) => events?,
+            let events = match prefetched.take() {
+                Some(events) => events?,
+                None => tokio::select! {
+                    biased;
+                    () = stop.clone() => return Ok(()),
+                    events = self.store.read_feed(after, batch_size) => events?,
+                },
             };
             let Some(last) = events.last() else {
                 if active || held_back.is_some() {
@@ -229,6 +236,7 @@ impl<S: SubscriptionStore> Subscription<S> {
             };
             let through = last.position;
             let read = events.len();
+            let full = read == batch_size as usize;
             let events: Vec<_> = if filter.is_all() {
                 events
             } else {
@@ -240,10 +248,17 @@ impl<S: SubscriptionStore> Subscription<S> {
                 delivered = events.len(),
                 through = %through
             );
-            delivery
+            let deliver = delivery
                 .deliver(&self.name, claim, events, through)
-                .instrument(span)
-                .await?;
+                .instrument(span);
+            if full && stop.clone().now_or_never().is_none() {
+                let (delivered, next) =
+                    tokio::join!(deliver, self.store.read_feed(through, batch_size));
+                delivered?;
+                prefetched = Some(next);
+            } else {
+                deliver.await?;
+            }
             after = through;
             if read == self.options.batch_size as usize {
                 // Catching up: read on at once.
