@@ -16,8 +16,7 @@ use crate::store::PostgresEventStore;
 #[async_trait]
 impl EventFeed for PostgresEventStore {
     async fn read_feed(&self, after: FeedPosition, max: u32) -> Result<Vec<FeedEvent>> {
-        let transaction = after.transaction.to_string();
-        let sequence = i64::try_from(after.sequence).unwrap_or(i64::MAX);
+        let (transaction, sequence) = rows::position_params(after);
         let limit = i64::from(max);
         let found = self
             .rows(&self.statements().feed, &[&transaction, &sequence, &limit])
@@ -26,19 +25,13 @@ impl EventFeed for PostgresEventStore {
             .map_err(query_error)?
             .iter()
             .map(|row| {
-                let bad = |what: &str| Error::Backend {
+                let log_id: uuid::Uuid = row.try_get(2).map_err(|_| Error::Backend {
                     service: "postgres",
-                    source: format!("unreadable feed row: {what}").into(),
-                };
-                let transaction: String = row.try_get(0).map_err(|_| bad("transaction id"))?;
-                let sequence: i64 = row.try_get(1).map_err(|_| bad("position"))?;
-                let log_id: uuid::Uuid = row.try_get(2).map_err(|_| bad("log id"))?;
+                    source: "unreadable feed row: log id".into(),
+                })?;
                 let log_id = LogId::from_u128(log_id.as_u128());
                 Ok(FeedEvent {
-                    position: FeedPosition {
-                        transaction: transaction.parse().map_err(|_| bad("transaction id"))?,
-                        sequence: u64::try_from(sequence).map_err(|_| bad("position"))?,
-                    },
+                    position: rows::feed_position(row, 0, "feed row")?,
                     log_id,
                     event: rows::event_at(&log_id, row, 3)?,
                 })
@@ -48,18 +41,9 @@ impl EventFeed for PostgresEventStore {
 
     async fn head(&self) -> Result<FeedPosition> {
         let found = self.rows(&self.statements().feed_head, &[]).await?;
-        let Some(row) = found.map_err(query_error)?.into_iter().next() else {
-            return Ok(FeedPosition::START);
-        };
-        let bad = || Error::Backend {
-            service: "postgres",
-            source: "unreadable feed head".into(),
-        };
-        let transaction: String = row.try_get(0).map_err(|_| bad())?;
-        let sequence: i64 = row.try_get(1).map_err(|_| bad())?;
-        Ok(FeedPosition {
-            transaction: transaction.parse().map_err(|_| bad())?,
-            sequence: u64::try_from(sequence).map_err(|_| bad())?,
-        })
+        match found.map_err(query_error)?.first() {
+            Some(row) => rows::feed_position(row, 0, "feed head"),
+            None => Ok(FeedPosition::START),
+        }
     }
 }

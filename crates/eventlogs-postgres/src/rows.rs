@@ -1,6 +1,6 @@
 //! Decoding rows into events and key records, refusing values that break the store's invariants.
 
-use eventlogs_core::{Error, LogId, RawEvent, Result, StoredKey, Timestamp};
+use eventlogs_core::{Error, FeedPosition, LogId, RawEvent, Result, StoredKey, Timestamp};
 use tokio_postgres::types::{FromSql, Type};
 use tokio_postgres::Row;
 
@@ -10,6 +10,30 @@ fn corrupt(log_id: &LogId, index: i64, reason: impl Into<String>) -> Error {
         index: u64::try_from(index).unwrap_or(0),
         reason: reason.into(),
     }
+}
+
+/// A feed position from `transaction_id::text, position` at columns `at` and `at + 1`; `what`
+/// names the row in the error.
+pub(crate) fn feed_position(row: &Row, at: usize, what: &str) -> Result<FeedPosition> {
+    let bad = |column: &str| Error::Backend {
+        service: "postgres",
+        source: format!("unreadable {what}: {column}").into(),
+    };
+    let transaction: String = row.try_get(at).map_err(|_| bad("transaction id"))?;
+    let sequence: i64 = row.try_get(at + 1).map_err(|_| bad("position"))?;
+    Ok(FeedPosition {
+        transaction: transaction.parse().map_err(|_| bad("transaction id"))?,
+        sequence: u64::try_from(sequence).map_err(|_| bad("position"))?,
+    })
+}
+
+/// A feed position as statement parameters: the transaction id as text (cast to `xid8` in the
+/// SQL) and the position.
+pub(crate) fn position_params(at: FeedPosition) -> (String, i64) {
+    (
+        at.transaction.to_string(),
+        i64::try_from(at.sequence).unwrap_or(i64::MAX),
+    )
 }
 
 /// A row of `event_index, recorded_at, payload::text, metadata::text, idempotency_key`.

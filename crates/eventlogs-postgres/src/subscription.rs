@@ -17,6 +17,7 @@ use tokio_postgres::{Client, Row};
 use crate::connect::KEEPALIVE_IDLE;
 use crate::error::{query_error, statement_timeout};
 use crate::notifier;
+use crate::rows;
 use crate::store::PostgresEventStore;
 use crate::subscription_sql::lock_name;
 
@@ -69,14 +70,13 @@ impl SubscriptionStore for PostgresEventStore {
             .await?;
         let lock = lock_name(&self.config().schema, name.as_str());
         let sql = self.subscription_statements();
-        let held: bool = claim.one(&sql.try_lock.clone(), &[&lock]).await?.get(0);
+        let (client, store, _) = claim.parts();
+        let held: bool = one(client, store, &sql.try_lock, &[&lock]).await?.get(0);
         if !held {
             tracing::debug!("subscription held elsewhere");
             return Ok(None);
         }
-        claim
-            .execute(&sql.ensure.clone(), &[&name.as_str()])
-            .await?;
+        query(client, store, &sql.ensure, &[&name.as_str()]).await?;
         if listening {
             let channel = notifier::channel(&self.config().schema);
             claim.execute(&format!("LISTEN {channel}"), &[]).await?;
@@ -90,7 +90,9 @@ impl SubscriptionStore for PostgresEventStore {
             .rows(sql, &[&name.as_str()])
             .await?
             .map_err(query_error)?;
-        rows.first().map_or(Ok(FeedPosition::START), position)
+        rows.first().map_or(Ok(FeedPosition::START), |row| {
+            rows::feed_position(row, 0, "checkpoint")
+        })
     }
 
     async fn lag(&self, name: &SubscriptionName) -> Result<Lag> {
@@ -103,7 +105,7 @@ impl SubscriptionStore for PostgresEventStore {
         let events: i64 = row.try_get(2).map_err(|_| unreadable("lag count"))?;
         let behind: Option<f64> = row.try_get(3).map_err(|_| unreadable("lag age"))?;
         Ok(Lag {
-            checkpoint: position(row)?,
+            checkpoint: rows::feed_position(row, 0, "lag row")?,
             events: u64::try_from(events).unwrap_or(0),
             behind: Duration::try_from_secs_f64(behind.unwrap_or(0.0)).unwrap_or_default(),
         })
@@ -141,17 +143,14 @@ impl std::fmt::Debug for PostgresClaim {
 }
 
 impl PostgresClaim {
-    /// The connection, for a transaction in the transactional delivery mode.
-    pub(crate) fn client_mut(&mut self) -> &mut Client {
-        match &mut self.connection {
+    /// The connection, the store (for its statements and deadlines) and the name, borrowed
+    /// apart so a statement of the store can run on the claim's connection.
+    pub(crate) fn parts(&mut self) -> (&mut Client, &PostgresEventStore, &SubscriptionName) {
+        let client = match &mut self.connection {
             Connection::Dedicated(client) => client,
             Connection::Detached(client) => client,
-        }
-    }
-
-    /// The deadline of each statement the claim runs.
-    pub(crate) fn statement_timeout(&self) -> Duration {
-        self.store.config().statement_timeout
+        };
+        (client, &self.store, &self.name)
     }
 
     /// The subscription's name.
@@ -160,46 +159,61 @@ impl PostgresClaim {
         &self.name
     }
 
-    /// The parameters of the checkpoint update for `position`.
-    pub(crate) fn save_sql(&self) -> String {
-        self.store.subscription_statements().save.clone()
-    }
-
-    async fn query(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
-        let after = self.store.config().statement_timeout;
-        let client = self.client_mut();
-        match tokio::time::timeout(after, client.query(sql, params)).await {
-            Ok(rows) => rows.map_err(query_error),
-            Err(_) => Err(statement_timeout(after)),
-        }
-    }
-
-    async fn one(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Row> {
-        self.query(sql, params)
-            .await?
-            .into_iter()
-            .next()
-            .ok_or_else(|| unreadable("no row"))
-    }
-
     async fn execute(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<()> {
-        self.query(sql, params).await.map(drop)
+        let (client, store, _) = self.parts();
+        query(client, store, sql, params).await.map(drop)
     }
+}
+
+/// Runs `sql` on the claim's connection within the store's statement timeout.
+async fn query(
+    client: &mut Client,
+    store: &PostgresEventStore,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Vec<Row>> {
+    let after = store.config().statement_timeout;
+    match tokio::time::timeout(after, client.query(sql, params)).await {
+        Ok(rows) => rows.map_err(query_error),
+        Err(_) => Err(statement_timeout(after)),
+    }
+}
+
+/// The first row of `sql`, which always returns one.
+async fn one(
+    client: &mut Client,
+    store: &PostgresEventStore,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Row> {
+    query(client, store, sql, params)
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| unreadable("no row"))
 }
 
 #[async_trait]
 impl SubscriptionClaim for PostgresClaim {
     async fn checkpoint(&mut self) -> Result<FeedPosition> {
-        let sql = self.store.subscription_statements().checkpoint.clone();
-        let name = self.name.as_str().to_owned();
-        position(&self.one(&sql, &[&name]).await?)
+        let (client, store, name) = self.parts();
+        let sql = &store.subscription_statements().checkpoint;
+        let row = one(client, store, sql, &[&name.as_str()]).await?;
+        rows::feed_position(&row, 0, "checkpoint")
     }
 
     async fn save(&mut self, at: FeedPosition) -> Result<()> {
-        let sql = self.save_sql();
-        let name = self.name.as_str().to_owned();
-        let (transaction, sequence) = checkpoint_params(at);
-        self.execute(&sql, &[&name, &transaction, &sequence]).await
+        let (client, store, name) = self.parts();
+        let (transaction, sequence) = rows::position_params(at);
+        let sql = &store.subscription_statements().save;
+        query(
+            client,
+            store,
+            sql,
+            &[&name.as_str(), &transaction, &sequence],
+        )
+        .await
+        .map(drop)
     }
 
     async fn wait(&mut self, timeout: Duration) -> Result<bool> {
@@ -227,25 +241,6 @@ impl SubscriptionClaim for PostgresClaim {
             tracing::debug!(%error, "releasing the subscription lock failed; closing its connection");
         }
     }
-}
-
-/// The checkpoint update's transaction id (text) and position.
-pub(crate) fn checkpoint_params(at: FeedPosition) -> (String, i64) {
-    (
-        at.transaction.to_string(),
-        i64::try_from(at.sequence).unwrap_or(i64::MAX),
-    )
-}
-
-fn position(row: &Row) -> Result<FeedPosition> {
-    let transaction: String = row.try_get(0).map_err(|_| unreadable("checkpoint"))?;
-    let sequence: i64 = row.try_get(1).map_err(|_| unreadable("checkpoint"))?;
-    Ok(FeedPosition {
-        transaction: transaction
-            .parse()
-            .map_err(|_| unreadable("checkpoint transaction"))?,
-        sequence: u64::try_from(sequence).map_err(|_| unreadable("checkpoint position"))?,
-    })
 }
 
 fn unreadable(what: &str) -> Error {

@@ -9,7 +9,8 @@ use eventlogs_core::{
 use tokio_postgres::Transaction;
 
 use crate::error::{classify, query_error, statement_timeout, Failure};
-use crate::subscription::{checkpoint_params, PostgresClaim};
+use crate::rows;
+use crate::subscription::PostgresClaim;
 
 /// Handles a batch inside the transaction that also stores the checkpoint.
 ///
@@ -69,13 +70,14 @@ impl<H: TransactionalHandler> Delivery<PostgresClaim> for Transactional<H> {
         if events.is_empty() {
             return claim.save(through).await;
         }
-        let save = claim.save_sql();
-        let (transaction, sequence) = checkpoint_params(through);
-        let after = claim.statement_timeout();
+        let (client, store, _) = claim.parts();
+        let save = &store.subscription_statements().save;
+        let (transaction, sequence) = rows::position_params(through);
+        let after = store.config().statement_timeout;
         // Every statement of ours has the store's deadline; a server that stops answering
         // ends in a retryable timeout (the runner then drops the claim and its connection).
         let deadline = |_: tokio::time::error::Elapsed| statement_timeout(after);
-        let tx = tokio::time::timeout(after, claim.client_mut().transaction())
+        let tx = tokio::time::timeout(after, client.transaction())
             .await
             .map_err(deadline)?
             .map_err(query_error)?;
@@ -93,7 +95,7 @@ impl<H: TransactionalHandler> Delivery<PostgresClaim> for Transactional<H> {
         }
         let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
             [&name.as_str(), &transaction, &sequence];
-        tokio::time::timeout(after, tx.execute(&save, &params))
+        tokio::time::timeout(after, tx.execute(save, &params))
             .await
             .map_err(deadline)?
             .map_err(query_error)?;

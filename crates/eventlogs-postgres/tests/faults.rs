@@ -14,19 +14,14 @@ use eventlogs_postgres::PostgresEventStore;
 use eventlogs_testkit::aggregates::{Entry, Tally};
 use eventlogs_testkit::assert_dense;
 use eventlogs_testkit::servers::{
-    local_binaries_available, local_servers_required, PostgresServer, ProxyMode, TcpProxy,
+    local_binaries_available, run_locally, PostgresServer, ProxyMode, TcpProxy,
 };
 
 fn local() -> bool {
-    if local_binaries_available() {
-        return true;
-    }
-    assert!(
-        !local_servers_required(),
-        "EVENTLOGS_LOCAL_SERVERS=1 but the PostgreSQL binaries are missing"
-    );
-    eprintln!("skipping: PostgreSQL binaries not installed");
-    false
+    run_locally(
+        local_binaries_available(),
+        "the PostgreSQL and Redis binaries are",
+    )
 }
 
 async fn start() -> PostgresServer {

@@ -13,20 +13,13 @@ use common::received::{
 };
 use eventlogs_core::{AppendRequest, EventStore, LogId, LogState, NewEvent};
 use eventlogs_postgres::PostgresEventStore;
-use eventlogs_testkit::servers::{
-    local_binaries_available, local_servers_required, PostgresServer,
-};
+use eventlogs_testkit::servers::{local_binaries_available, run_locally, PostgresServer};
 
 fn local() -> bool {
-    if local_binaries_available() {
-        return true;
-    }
-    assert!(
-        !local_servers_required(),
-        "EVENTLOGS_LOCAL_SERVERS=1 but the PostgreSQL binaries are missing"
-    );
-    eprintln!("skipping: PostgreSQL binaries not installed");
-    false
+    run_locally(
+        local_binaries_available(),
+        "the PostgreSQL and Redis binaries are",
+    )
 }
 
 /// Creates one-event logs until `until`, riding out errors; returns (written, failed) calls.

@@ -6,18 +6,16 @@
 use eventlogs_core::{AppendRequest, EventStore, LogId, LogState, NewEvent};
 use eventlogs_postgres::PostgresEventStore;
 use eventlogs_testkit::servers::{
-    certificates, local_binaries_available, local_servers_required, openssl_available,
-    PostgresOptions, PostgresServer,
+    certificates, local_binaries_available, openssl_available, run_locally, PostgresOptions,
+    PostgresServer,
 };
 
 #[tokio::test]
 async fn tls_connections_verify_the_server_certificate() {
-    if !local_binaries_available() || !openssl_available() {
-        assert!(
-            !local_servers_required(),
-            "local servers required but PostgreSQL or openssl is missing"
-        );
-        eprintln!("skipping: PostgreSQL binaries or openssl not installed");
+    if !run_locally(
+        local_binaries_available() && openssl_available(),
+        "PostgreSQL, Redis or openssl is",
+    ) {
         return;
     }
     let dir = std::env::temp_dir().join(format!("eventlogs-tls-{}", LogId::new()));

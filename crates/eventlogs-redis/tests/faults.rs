@@ -19,7 +19,7 @@ use eventlogs_testkit::aggregates::{Entry, Tally, TallyV2};
 use eventlogs_testkit::fold_from_store;
 use eventlogs_testkit::servers::resp::{command, Reply};
 use eventlogs_testkit::servers::{
-    local_binaries_available, local_servers_required, RedisCluster, RedisServer,
+    local_binaries_available, run_locally, RedisCluster, RedisServer,
 };
 
 /// The cache's default deadline, which these tests keep.
@@ -29,15 +29,10 @@ const RECOVERY: Duration = Duration::from_secs(15);
 
 /// Whether to run: local binaries exist, or fail when xtask says they must.
 fn local() -> bool {
-    if local_binaries_available() {
-        return true;
-    }
-    assert!(
-        !local_servers_required(),
-        "EVENTLOGS_LOCAL_SERVERS=1 but the Redis/PostgreSQL binaries are missing"
-    );
-    eprintln!("skipping: local Redis binaries not installed");
-    false
+    run_locally(
+        local_binaries_available(),
+        "the Redis and PostgreSQL binaries are",
+    )
 }
 
 /// A throwaway Redis, or `None` (skip) without local binaries.

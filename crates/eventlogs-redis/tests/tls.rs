@@ -8,17 +8,15 @@ use eventlogs_core::{CacheKey, LogId, ReductionCache};
 use eventlogs_redis::RedisReductionCache;
 use eventlogs_testkit::cache_suite::entry;
 use eventlogs_testkit::servers::{
-    certificates, local_servers_required, openssl_available, redis_available, RedisServer,
+    certificates, openssl_available, redis_available, run_locally, RedisServer,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_connections_verify_the_server_certificate() {
-    if !redis_available() || !openssl_available() {
-        assert!(
-            !local_servers_required(),
-            "local servers required but redis-server or openssl is missing"
-        );
-        eprintln!("skipping: redis-server or openssl not installed");
+    if !run_locally(
+        redis_available() && openssl_available(),
+        "redis-server or openssl is",
+    ) {
         return;
     }
     let dir = std::env::temp_dir().join(format!("eventlogs-redis-tls-{}", LogId::new()));

@@ -230,15 +230,15 @@ pub async fn filters_by_event_type_and_log<S: Subject>(store: Arc<S>) {
     assert!(got
         .iter()
         .all(|e| e.event.event_type().as_deref() == Some("Withdrew")));
-    let name = SubscriptionName::new(by_type).unwrap();
+    let filtered = SubscriptionName::new(by_type).unwrap();
     assert_eq!(
-        store.checkpoint(&name).await.unwrap(),
+        store.checkpoint(&filtered).await.unwrap(),
         feed[11].position,
         "skipped events are checkpointed too"
     );
 
     let log = logs[1].log_id();
-    let by_log = name_for_log();
+    let by_log = name();
     let mut running = Running::start(
         &store,
         &by_log,
@@ -250,10 +250,6 @@ pub async fn filters_by_event_type_and_log<S: Subject>(store: Arc<S>) {
     assert!(got.iter().all(|e| e.log_id == log));
     let indexes: Vec<u32> = got.iter().map(|e| e.event.index).collect();
     assert_eq!(indexes, vec![0, 1, 2, 3]);
-}
-
-fn name_for_log() -> String {
-    name()
 }
 
 pub async fn lag_counts_what_is_waiting<S: Subject>(store: Arc<S>) {

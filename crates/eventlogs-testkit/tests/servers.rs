@@ -8,20 +8,15 @@ use std::time::Duration;
 
 use eventlogs_testkit::servers::resp::{command, Reply};
 use eventlogs_testkit::servers::{
-    local_binaries_available, local_servers_required, PostgresServer, RedisCluster, RedisServer,
+    local_binaries_available, run_locally, PostgresServer, RedisCluster, RedisServer,
 };
 
 /// Whether to run: local binaries exist, or fail when xtask says they must.
 fn local() -> bool {
-    if local_binaries_available() {
-        return true;
-    }
-    assert!(
-        !local_servers_required(),
-        "EVENTLOGS_LOCAL_SERVERS=1 but PostgreSQL/Redis binaries are missing"
-    );
-    eprintln!("skipping: PostgreSQL/Redis binaries not installed");
-    false
+    run_locally(
+        local_binaries_available(),
+        "the PostgreSQL and Redis binaries are",
+    )
 }
 
 async fn connect(url: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {

@@ -174,7 +174,7 @@ impl<S: SubscriptionStore> Subscription<S> {
                 }
                 Err(error) => return Err(error),
             };
-            if self.pause(&stop.clone(), pause).await {
+            if self.pause(stop, pause).await {
                 return Ok(None);
             }
         }

@@ -27,6 +27,22 @@ pub fn local_servers_required() -> bool {
     flag(LOCAL_SERVERS_VAR)
 }
 
+/// Whether a test that starts its own servers can run: `true` when what it needs (`what`: local
+/// binaries, openssl) is `available`; otherwise `false` after a one-line skip message, or a
+/// panic when `EVENTLOGS_LOCAL_SERVERS=1` says local servers must be there.
+#[must_use]
+pub fn run_locally(available: bool, what: &str) -> bool {
+    if available {
+        return true;
+    }
+    assert!(
+        !local_servers_required(),
+        "{LOCAL_SERVERS_VAR}=1 but {what} missing"
+    );
+    eprintln!("skipping: {what} missing");
+    false
+}
+
 /// The value of `var`, or `None` after a one-line skip message; panics instead when
 /// services are required.
 fn service(var: &str, what: &str) -> Option<String> {

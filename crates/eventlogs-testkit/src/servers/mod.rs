@@ -20,7 +20,7 @@ pub mod resp;
 pub use certs::{certificates, openssl_available};
 pub use docker::{docker_available, Container};
 pub use env::{
-    cluster_nodes, database_url, local_servers_required, redis_url, services_required,
+    cluster_nodes, database_url, local_servers_required, redis_url, run_locally, services_required,
     CLUSTER_NODES_VAR, DATABASE_URL_VAR, LOCAL_SERVERS_VAR, REDIS_URL_VAR, REQUIRE_SERVICES_VAR,
 };
 pub use postgres::{give_to_server_user, postgres_bin_dir, PostgresOptions, PostgresServer};
