@@ -92,3 +92,28 @@ fn source_files_stay_small() {
         .collect();
     assert!(large.is_empty(), "split these files by concept: {large:#?}");
 }
+
+#[test]
+fn spans_are_attached_with_instrument_not_entered() {
+    // A guard of `span.enter()` held across an `.await` tags other tasks' events with the span;
+    // clippy's `await_holding_invalid_type` (configured in clippy.toml) catches it in a build,
+    // and this check keeps the pattern out of the code altogether.
+    let entered: Vec<_> = all("rs")
+        .into_iter()
+        .filter(|p| !p.ends_with("tidy.rs"))
+        .filter(|p| {
+            fs::read_to_string(p)
+                .map(|t| t.contains(".enter()") || t.contains(".entered()"))
+                .unwrap_or(false)
+        })
+        .collect();
+    assert!(
+        entered.is_empty(),
+        "use `.instrument(span)` instead of entering a span: {entered:#?}"
+    );
+    let clippy = fs::read_to_string(root().join("clippy.toml")).unwrap_or_default();
+    assert!(
+        clippy.contains("tracing::span::Entered"),
+        "clippy.toml must list tracing's span guards in await-holding-invalid-types"
+    );
+}

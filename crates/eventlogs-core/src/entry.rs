@@ -144,8 +144,14 @@ impl<A: DeserializeOwned> CacheEntry<A> {
         if be_u64(bytes, 16) != identity(key) {
             return Err(EntryError::Foreign);
         }
-        let aggregate = postcard::from_bytes(&bytes[HEADER_LEN..])
+        let (aggregate, rest) = postcard::take_from_bytes(&bytes[HEADER_LEN..])
             .map_err(|e| EntryError::Body(e.to_string()))?;
+        if !rest.is_empty() {
+            return Err(EntryError::Body(format!(
+                "{} bytes left over after the aggregate",
+                rest.len()
+            )));
+        }
         Ok(Self {
             through_index: be_u32(bytes, THROUGH_INDEX_OFFSET),
             fingerprint: be_u64(bytes, 8),
@@ -201,25 +207,27 @@ mod tests {
             CacheEntry::<Vec<u32>>::decode(&other, &bytes, 1024).unwrap_err(),
             EntryError::Foreign
         );
-        // A body that decodes as another type: a string where a Vec<u32> was written.
-        let text = CacheEntry {
-            aggregate: "x".repeat(300),
-            ..entry_with_unit()
-        }
-        .encode(&key)
-        .unwrap();
+        // Bodies written for another type: a value the type cannot hold, and a body longer
+        // than the type reads (postcard is not self-describing, so a body of the same shape
+        // does decode: that is why the aggregate's name and version are part of the key).
+        let two = entry_with(2u8).encode(&key).unwrap();
         assert!(matches!(
-            CacheEntry::<Vec<u64>>::decode(&key, &text, 1024),
-            Err(EntryError::Body(_)) | Ok(_)
+            CacheEntry::<bool>::decode(&key, &two, 1024),
+            Err(EntryError::Body(_))
+        ));
+        let pair = entry_with((1u8, 2u8)).encode(&key).unwrap();
+        assert!(matches!(
+            CacheEntry::<u8>::decode(&key, &pair, 1024),
+            Err(EntryError::Body(_))
         ));
     }
 
-    fn entry_with_unit() -> CacheEntry<String> {
+    fn entry_with<A>(aggregate: A) -> CacheEntry<A> {
         CacheEntry {
             through_index: 1,
             fingerprint: 2,
             reduced_at: Timestamp::UNIX_EPOCH,
-            aggregate: String::new(),
+            aggregate,
         }
     }
 

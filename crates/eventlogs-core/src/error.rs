@@ -115,6 +115,17 @@ pub enum Error {
         after: Duration,
     },
 
+    /// The server cancelled the statement before it finished: a deadline of its own passed
+    /// (PostgreSQL's `statement_timeout`) or an operator cancelled it (`pg_cancel_backend`).
+    /// The server is up. Retryable; retry a write with the same idempotency key.
+    #[error("{service} cancelled the statement: {reason}")]
+    Cancelled {
+        /// Which service cancelled it, for example `"postgres"`.
+        service: &'static str,
+        /// Why, as the server said it, for example `canceling statement due to statement timeout`.
+        reason: String,
+    },
+
     /// A server reported an error that retrying will not fix (a permissions problem, a
     /// broken schema). Not retryable.
     #[error("{service} failed")]
@@ -139,6 +150,14 @@ pub enum Error {
         source: BoxError,
     },
 
+    /// The subscription is being run by a consumer (in this or another process), so its
+    /// checkpoint was not changed. Stop the consumer first, then reset.
+    #[error("subscription {subscription:?} is being run by a consumer; stop it before resetting its checkpoint")]
+    SubscriptionRunning {
+        /// The subscription's name.
+        subscription: String,
+    },
+
     /// Stored data could not be read back: an event that no longer deserializes into the
     /// event type, or a row that breaks the store's invariants.
     #[error("corrupt data in {log_id} at index {index}: {reason}")]
@@ -154,10 +173,14 @@ pub enum Error {
 
 impl Error {
     /// Whether calling again with the same arguments may succeed (the server was unavailable
-    /// or slow). Writes should be retried with the same idempotency key.
+    /// or slow, or cancelled the statement). Writes should be retried with the same
+    /// idempotency key.
     #[must_use]
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Unavailable { .. } | Self::Timeout { .. })
+        matches!(
+            self,
+            Self::Unavailable { .. } | Self::Timeout { .. } | Self::Cancelled { .. }
+        )
     }
 
     /// Whether the state used was stale: reduce again and retry with the fresh state.
@@ -180,8 +203,10 @@ impl Error {
             Self::InvalidInput(_) => "invalid_input",
             Self::Unavailable { .. } => "unavailable",
             Self::Timeout { .. } => "timeout",
+            Self::Cancelled { .. } => "cancelled",
             Self::Backend { .. } => "backend",
             Self::Handler { .. } => "handler",
+            Self::SubscriptionRunning { .. } => "subscription_running",
             Self::Corrupt { .. } => "corrupt",
         }
     }
@@ -263,4 +288,155 @@ pub enum InvalidInput {
     /// A configuration value (a schema name, a prefix, a size) is not acceptable.
     #[error("invalid configuration: {0}")]
     Config(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::FeedPosition;
+
+    #[test]
+    fn every_variant_has_a_kind_and_a_retry_class() {
+        let log_id = LogId::new();
+        let source = || BoxError::from("driver error");
+        // (error, kind, is_retryable, is_conflict)
+        let cases = [
+            (
+                Error::ConcurrentAppend { log_id, index: 1 },
+                "concurrent_append",
+                false,
+                true,
+            ),
+            (
+                Error::IdempotentReplay {
+                    key: "k".into(),
+                    log_id,
+                    first_index: 0,
+                    count: 1,
+                },
+                "idempotent_replay",
+                false,
+                false,
+            ),
+            (
+                Error::IdempotencyConflict { key: "k".into() },
+                "idempotency_conflict",
+                false,
+                false,
+            ),
+            (Error::LogNotFound { log_id }, "log_not_found", false, false),
+            (
+                Error::LogFull {
+                    log_id,
+                    next_index: 1,
+                    count: 1,
+                },
+                "log_full",
+                false,
+                false,
+            ),
+            (
+                Error::WrongLog {
+                    log_id,
+                    state_log_id: log_id,
+                },
+                "wrong_log",
+                false,
+                false,
+            ),
+            (
+                Error::IndexGap { log_id, index: 2 },
+                "index_gap",
+                false,
+                true,
+            ),
+            (
+                InvalidInput::EmptyBatch.into(),
+                "invalid_input",
+                false,
+                false,
+            ),
+            (
+                Error::unavailable("postgres", source()),
+                "unavailable",
+                true,
+                false,
+            ),
+            (
+                Error::Timeout {
+                    operation: "op",
+                    after: Duration::from_millis(5),
+                },
+                "timeout",
+                true,
+                false,
+            ),
+            (
+                Error::Cancelled {
+                    service: "postgres",
+                    reason: "by request".into(),
+                },
+                "cancelled",
+                true,
+                false,
+            ),
+            (
+                Error::Backend {
+                    service: "postgres",
+                    source: source(),
+                },
+                "backend",
+                false,
+                false,
+            ),
+            (
+                Error::Handler {
+                    subscription: "s".into(),
+                    position: FeedPosition {
+                        transaction: 1,
+                        sequence: 0,
+                    },
+                    source: source(),
+                },
+                "handler",
+                false,
+                false,
+            ),
+            (
+                Error::SubscriptionRunning {
+                    subscription: "s".into(),
+                },
+                "subscription_running",
+                false,
+                false,
+            ),
+            (
+                Error::Corrupt {
+                    log_id,
+                    index: 0,
+                    reason: "bad".into(),
+                },
+                "corrupt",
+                false,
+                false,
+            ),
+        ];
+        for (error, kind, retryable, conflict) in cases {
+            assert_eq!(error.kind(), kind, "{error:?}");
+            assert_eq!(error.is_retryable(), retryable, "{error:?}");
+            assert_eq!(error.is_conflict(), conflict, "{error:?}");
+        }
+    }
+
+    #[test]
+    fn a_cancelled_statement_says_why_and_no_duration() {
+        let error = Error::Cancelled {
+            service: "postgres",
+            reason: "canceling statement due to statement timeout".into(),
+        };
+        assert_eq!(
+            error.to_string(),
+            "postgres cancelled the statement: canceling statement due to statement timeout"
+        );
+    }
 }

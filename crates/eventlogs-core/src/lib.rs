@@ -15,6 +15,7 @@ mod manager;
 mod options;
 mod policy;
 mod record;
+mod redact;
 mod reduction;
 mod state;
 mod store;
@@ -32,6 +33,7 @@ pub use manager::{CacheStats, LogManager, LogManagerBuilder};
 pub use options::AppendOptions;
 pub use policy::{Always, CachingPolicy, LogAgePolicy, LogLengthPolicy, Never};
 pub use record::{EventRecord, NewEvent, RawEvent};
+pub use redact::redact_connection_string;
 pub use reduction::{CacheOutcome, Reduction};
 pub use state::LogState;
 pub use store::{

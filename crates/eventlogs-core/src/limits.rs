@@ -91,4 +91,19 @@ impl Limits {
         usize,
         "length of an idempotency key, in bytes"
     );
+
+    /// Refuses a `load` of more than [`page_events`](Self::page_events) events with
+    /// [`InvalidInput::PageTooLarge`](crate::InvalidInput::PageTooLarge). The one page rule:
+    /// every store's `load` calls this first, so the manager and a store called directly
+    /// answer alike.
+    pub fn check_page(&self, max_events: u32) -> crate::Result<()> {
+        if max_events > self.max_page_events {
+            return Err(crate::InvalidInput::PageTooLarge {
+                requested: max_events,
+                max: self.max_page_events,
+            }
+            .into());
+        }
+        Ok(())
+    }
 }

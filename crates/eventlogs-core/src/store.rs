@@ -25,9 +25,10 @@ pub struct AppendRequest {
 impl AppendRequest {
     /// A write of `events` to the log of `state`, at `state.next_index()`.
     ///
-    /// The request hash covers the events and metadata, and the log id unless the write
-    /// creates the log (`next_index() == 0`): a retried `create` that generated a fresh log
-    /// id is still recognised as the same request.
+    /// The request hash covers what the request writes (the events and the metadata), not
+    /// where: the log id and index are compared separately when a key turns out to be used
+    /// (see [`key_already_used`](Self::key_already_used)), so one request is recognised
+    /// whichever form each attempt took.
     #[must_use]
     pub fn new(
         state: LogState,
@@ -35,25 +36,14 @@ impl AppendRequest {
         metadata: Option<NewEvent>,
         idempotency_key: Option<String>,
     ) -> Self {
-        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
-        if state.next_index() > 0 {
-            hasher.update(&state.log_id().to_u128().to_le_bytes());
-        }
-        hasher.update(&(events.len() as u64).to_le_bytes());
-        for event in &events {
-            hasher.update(&(event.json().len() as u64).to_le_bytes());
-            hasher.update(event.json().as_bytes());
-        }
-        if let Some(m) = &metadata {
-            hasher.update(m.json().as_bytes());
-        }
+        let request_hash = content_hash(None, &events, metadata.as_ref());
         Self {
             log_id: state.log_id(),
             expected_index: state.next_index(),
             events,
             metadata,
             idempotency_key,
-            request_hash: hasher.digest(),
+            request_hash,
         }
     }
 
@@ -116,7 +106,10 @@ impl AppendRequest {
         if let Some(key) = &self.idempotency_key {
             check_idempotency_key(key, limits)?;
         }
-        let last = self.expected_index + self.events.len() as u64 - 1;
+        // `expected_index` may come from a deserialized, hostile `LogState`: never overflow.
+        let last = self
+            .expected_index
+            .saturating_add(self.events.len() as u64 - 1);
         if last > u64::from(u32::MAX) {
             return Err(Error::LogFull {
                 log_id: self.log_id,
@@ -127,13 +120,24 @@ impl AppendRequest {
         Ok(())
     }
 
-    /// The answer to this request when its idempotency key is already stored as `stored`:
-    /// [`Error::IdempotentReplay`] naming the original write when the request hash matches,
-    /// [`Error::IdempotencyConflict`] when it does not. Every store answers through this.
+    /// The answer to this request when its idempotency key is already stored as `stored`.
+    /// Every store answers through this, so the rule is the same everywhere:
+    ///
+    /// - [`Error::IdempotentReplay`], naming the original write, when the request writes the
+    ///   same events and metadata (same [`request_hash`](Self::request_hash)) **and** it
+    ///   either names the log the key wrote to, or creates a log (`expected_index() == 0`):
+    ///   a retried `create` may have drawn a fresh log id, and a `create` whose reply was lost
+    ///   may be retried as an `append` to the log it created. The expected index is not
+    ///   compared, since a retry's state may have moved on.
+    /// - [`Error::IdempotencyConflict`] otherwise: the key was used for other events or
+    ///   metadata, or for another existing log.
     #[must_use]
     pub fn key_already_used(&self, stored: &StoredKey) -> Error {
         let key = self.idempotency_key.clone().unwrap_or_default();
-        if stored.request_hash == self.request_hash {
+        let same_log = self.expected_index == 0 || stored.log_id == self.log_id;
+        let same_content = stored.request_hash == self.request_hash
+            || (self.expected_index > 0 && stored.request_hash == self.legacy_hash());
+        if same_log && same_content {
             Error::IdempotentReplay {
                 key,
                 log_id: stored.log_id,
@@ -145,11 +149,35 @@ impl AppendRequest {
         }
     }
 
+    /// The hash that keys stored by earlier versions of this library carry for appends (`expected_index > 0`):
+    /// the content hash seeded with the log id. Accepted on the (rare) path of a used key, so
+    /// a retry of such a write still replays.
+    fn legacy_hash(&self) -> u64 {
+        content_hash(Some(self.log_id), &self.events, self.metadata.as_ref())
+    }
+
     /// The index of the first event, once [`validate`](Self::validate) has passed.
     #[must_use]
     pub fn first_index(&self) -> u32 {
         u32::try_from(self.expected_index).unwrap_or(u32::MAX)
     }
+}
+
+/// A stable hash of the events and metadata (and, for the legacy form, a log id first).
+fn content_hash(log_id: Option<LogId>, events: &[NewEvent], metadata: Option<&NewEvent>) -> u64 {
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    if let Some(log_id) = log_id {
+        hasher.update(&log_id.to_u128().to_le_bytes());
+    }
+    hasher.update(&(events.len() as u64).to_le_bytes());
+    for event in events {
+        hasher.update(&(event.json().len() as u64).to_le_bytes());
+        hasher.update(event.json().as_bytes());
+    }
+    if let Some(m) = metadata {
+        hasher.update(m.json().as_bytes());
+    }
+    hasher.digest()
 }
 
 /// Refuses an empty or oversized batch.
@@ -289,7 +317,8 @@ pub trait EventStore: Send + Sync + fmt::Debug + 'static {
     async fn append(&self, request: &AppendRequest) -> Result<Appended>;
 
     /// Reads at most `max_events` events from `from_index` on, in index order. An unknown log
-    /// or a start past the end gives an empty page.
+    /// or a start past the end gives an empty page. Calls [`Limits::check_page`] first: more
+    /// than [`Limits::page_events`] is refused.
     async fn load(&self, log_id: &LogId, from_index: u32, max_events: u32)
         -> Result<Vec<RawEvent>>;
 
@@ -339,20 +368,47 @@ mod tests {
     }
 
     #[test]
-    fn request_hash_ignores_the_log_id_only_on_create() {
+    fn one_request_replays_in_either_form_and_conflicts_elsewhere() {
         let ev = vec![NewEvent::from_json("{\"a\":1}").unwrap()];
         let (a, b) = (LogId::new(), LogId::new());
-        let h = |state| AppendRequest::new(state, ev.clone(), None, None).request_hash();
-        assert_eq!(h(LogState::empty(a)), h(LogState::empty(b)));
-        assert_ne!(h(LogState::new(a, 1)), h(LogState::new(b, 1)));
-        assert_eq!(h(LogState::new(a, 1)), h(LogState::new(a, 7)));
-        let with_meta = AppendRequest::new(
-            LogState::empty(a),
-            ev.clone(),
-            Some(NewEvent::from_json("{}").unwrap()),
-            None,
-        );
-        assert_ne!(with_meta.request_hash(), h(LogState::empty(a)));
+        let req = |state, events: &[NewEvent], meta: Option<&str>| {
+            let meta = meta.map(|m| NewEvent::from_json(m).unwrap());
+            AppendRequest::new(state, events.to_vec(), meta, Some("k".into()))
+        };
+        let stored = |original: &AppendRequest| StoredKey {
+            log_id: original.log_id(),
+            first_index: 0,
+            count: 1,
+            request_hash: original.request_hash(),
+        };
+        let replays = |retry: &AppendRequest, original: &AppendRequest| matches!(retry.key_already_used(&stored(original)), Error::IdempotentReplay { log_id, .. } if log_id == original.log_id());
+        let create = req(LogState::empty(a), &ev, None);
+        // A create retried with a fresh id, or as an append to the log it created.
+        assert!(replays(&req(LogState::empty(b), &ev, None), &create));
+        assert!(replays(&req(LogState::new(a, 1), &ev, None), &create));
+        assert!(replays(&req(LogState::new(a, 9), &ev, None), &create));
+        // An append retried at a moved state, or as a create.
+        let append = req(LogState::new(a, 3), &ev, None);
+        assert!(replays(&req(LogState::new(a, 5), &ev, None), &append));
+        assert!(replays(&req(LogState::empty(b), &ev, None), &append));
+        // Another existing log, other events or other metadata: a conflict.
+        assert!(!replays(&req(LogState::new(b, 1), &ev, None), &create));
+        assert!(!replays(&req(LogState::new(a, 1), &[], None), &create));
+        assert!(!replays(&req(LogState::empty(b), &ev, Some("{}")), &create));
+        assert!(!replays(
+            &req(LogState::new(a, 1), &ev, Some("{}")),
+            &create
+        ));
+        // Keys stored with the earlier hash (seeded with the log id for appends) still replay.
+        let legacy = StoredKey {
+            request_hash: content_hash(Some(a), &ev, None),
+            ..stored(&append)
+        };
+        let retry = req(LogState::new(a, 4), &ev, None);
+        assert!(matches!(
+            retry.key_already_used(&legacy),
+            Error::IdempotentReplay { .. }
+        ));
     }
 
     #[test]

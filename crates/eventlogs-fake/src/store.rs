@@ -170,6 +170,7 @@ impl EventStore for FakeEventStore {
         from_index: u32,
         max_events: u32,
     ) -> Result<Vec<RawEvent>> {
+        self.limits.check_page(max_events)?;
         let state = self.lock();
         let Some(events) = state.logs.get(log_id) else {
             return Ok(Vec::new());

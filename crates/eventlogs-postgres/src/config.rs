@@ -10,6 +10,9 @@ use crate::connect::{Connector, Tls};
 use crate::schema::valid_identifier;
 use crate::store::PostgresEventStore;
 
+/// The URL with any password replaced by `***`, for logs and `Debug` (the one helper of core).
+pub(crate) use eventlogs_core::redact_connection_string as redact;
+
 /// Settings of a [`PostgresEventStore`]. Every field has a documented default.
 #[derive(Clone)]
 #[non_exhaustive]
@@ -53,36 +56,6 @@ impl Default for PostgresConfig {
             notify_interval: Some(Duration::from_millis(20)),
         }
     }
-}
-
-/// The URL with any password replaced by `***`, for logs and `Debug`.
-pub(crate) fn redact(url: &str) -> String {
-    let mut out = url.to_owned();
-    // URL form: scheme://user:password@host
-    if let Some(scheme_end) = out.find("://") {
-        let rest_start = scheme_end + 3;
-        let authority_end = out[rest_start..]
-            .find(['/', '?'])
-            .map_or(out.len(), |i| rest_start + i);
-        if let Some(at) = out[rest_start..authority_end].rfind('@') {
-            let userinfo = &out[rest_start..rest_start + at];
-            if let Some(colon) = userinfo.find(':') {
-                out.replace_range(rest_start + colon + 1..rest_start + at, "***");
-            }
-        }
-    }
-    // Key-value form or query parameter: password=secret
-    let mut redacted = String::with_capacity(out.len());
-    let mut rest = out.as_str();
-    while let Some(i) = rest.find("password=") {
-        redacted.push_str(&rest[..i + "password=".len()]);
-        redacted.push_str("***");
-        rest = &rest[i + "password=".len()..];
-        let end = rest.find([' ', '&']).unwrap_or(rest.len());
-        rest = &rest[end..];
-    }
-    redacted.push_str(rest);
-    redacted
 }
 
 impl PostgresConfig {
@@ -258,9 +231,17 @@ mod tests {
             "postgres://app:s3cret@db/app?sslmode=require",
             "postgres://app@db/app?password=s3cret&sslmode=require",
             "host=db user=app password=s3cret dbname=app",
+            "postgres://app:pa/s3cret@db/app",
+            "postgres://app:s3cret@x@db/app",
+            "postgres://app:s3cret?#@db/app",
+            "postgres://app:%73%33%63%72%65%74@db/app",
+            r"host=db user=app password='it\'s s3cret' dbname=app",
         ] {
             let shown = redact(url);
-            assert!(!shown.contains("s3cret"), "{shown}");
+            assert!(
+                !shown.contains("s3cret") && !shown.contains("73%33"),
+                "{shown}"
+            );
             let config = PostgresConfig {
                 url: url.to_owned(),
                 ..PostgresConfig::default()

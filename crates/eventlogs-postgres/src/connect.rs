@@ -4,12 +4,13 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use eventlogs_core::{Error, InvalidInput, Result};
+use eventlogs_core::{InvalidInput, Result};
 use futures::future::poll_fn;
 use tokio::sync::Notify;
 use tokio_postgres::{AsyncMessage, Client};
 
 use crate::config::{redact, PostgresConfig};
+use crate::error::connection_error;
 
 /// Idle time before TCP keepalive probes on a subscription's connection, on both ends.
 pub(crate) const KEEPALIVE_IDLE: std::time::Duration = std::time::Duration::from_secs(10);
@@ -56,14 +57,13 @@ impl Connector {
         wake: Arc<Notify>,
         closed: Arc<AtomicBool>,
     ) -> Result<Client> {
-        let unavailable = |e| Error::unavailable("postgres", e);
         match &self.tls {
             Tls::None => {
                 let (client, connection) = self
                     .config
                     .connect(tokio_postgres::NoTls)
                     .await
-                    .map_err(unavailable)?;
+                    .map_err(connection_error)?;
                 tokio::spawn(drive(connection, wake, closed));
                 Ok(client)
             }
@@ -73,7 +73,7 @@ impl Connector {
                     .config
                     .connect(tls.clone())
                     .await
-                    .map_err(unavailable)?;
+                    .map_err(connection_error)?;
                 tokio::spawn(drive(connection, wake, closed));
                 Ok(client)
             }

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use deadpool_postgres::{PoolError, TimeoutType};
-use eventlogs_core::{Error, InvalidInput};
+use eventlogs_core::{BoxError, Error, InvalidInput};
 use tokio_postgres::error::SqlState;
 
 const SERVICE: &str = "postgres";
@@ -22,8 +22,8 @@ pub(crate) enum Failure {
 /// Classifies a statement error.
 pub(crate) fn classify(error: tokio_postgres::Error) -> Failure {
     let Some(db) = error.as_db_error() else {
-        // No SQLSTATE: the connection broke or the server closed it. Retryable.
-        return Failure::Other(Error::unavailable(SERVICE, error));
+        // No SQLSTATE: the connection broke, the server closed it, or it could not be opened.
+        return Failure::Other(connection_error(error));
     };
     let code = db.code().clone();
     if code == SqlState::UNIQUE_VIOLATION {
@@ -32,55 +32,119 @@ pub(crate) fn classify(error: tokio_postgres::Error) -> Failure {
             _ => Failure::IndexTaken,
         };
     }
-    Failure::Other(map_code(&code, error))
+    let message = db.message().to_owned();
+    Failure::Other(map_code(&code, &message, Box::new(error)))
 }
 
-fn map_code(code: &SqlState, error: tokio_postgres::Error) -> Error {
-    let retryable = [
-        SqlState::T_R_SERIALIZATION_FAILURE,
-        SqlState::T_R_DEADLOCK_DETECTED,
-        SqlState::ADMIN_SHUTDOWN,
-        SqlState::CRASH_SHUTDOWN,
-        SqlState::CANNOT_CONNECT_NOW,
-        SqlState::TOO_MANY_CONNECTIONS,
-        SqlState::CONNECTION_EXCEPTION,
-        SqlState::CONNECTION_FAILURE,
-        SqlState::CONNECTION_DOES_NOT_EXIST,
-        SqlState::SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION,
-        SqlState::LOCK_NOT_AVAILABLE,
-        SqlState::OUT_OF_MEMORY,
-        SqlState::DISK_FULL,
-        SqlState::IDLE_SESSION_TIMEOUT,
-    ];
+/// SQLSTATEs that may pass: the server is restarting, overloaded or busy with a conflicting
+/// transaction, or the connection broke.
+const RETRYABLE: [SqlState; 14] = [
+    SqlState::T_R_SERIALIZATION_FAILURE,
+    SqlState::T_R_DEADLOCK_DETECTED,
+    SqlState::ADMIN_SHUTDOWN,
+    SqlState::CRASH_SHUTDOWN,
+    SqlState::CANNOT_CONNECT_NOW,
+    SqlState::TOO_MANY_CONNECTIONS,
+    SqlState::CONNECTION_EXCEPTION,
+    SqlState::CONNECTION_FAILURE,
+    SqlState::CONNECTION_DOES_NOT_EXIST,
+    SqlState::SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION,
+    SqlState::LOCK_NOT_AVAILABLE,
+    SqlState::OUT_OF_MEMORY,
+    SqlState::DISK_FULL,
+    SqlState::IDLE_SESSION_TIMEOUT,
+];
+
+/// SQLSTATEs of the schema not being there: `migrate` was not called.
+const NOT_MIGRATED: [SqlState; 2] = [SqlState::UNDEFINED_TABLE, SqlState::INVALID_SCHEMA_NAME];
+
+/// SQLSTATEs of a value PostgreSQL cannot store (a NUL character, text it cannot encode).
+const UNSTORABLE: [SqlState; 4] = [
+    SqlState::UNTRANSLATABLE_CHARACTER,
+    SqlState::INVALID_TEXT_REPRESENTATION,
+    SqlState::CHARACTER_NOT_IN_REPERTOIRE,
+    SqlState::PROGRAM_LIMIT_EXCEEDED,
+];
+
+/// Maps a server error by its SQLSTATE; `message` is the server's primary message and
+/// `source` the driver's error.
+fn map_code(code: &SqlState, message: &str, source: BoxError) -> Error {
     if *code == SqlState::QUERY_CANCELED {
-        return Error::Timeout {
-            operation: "postgres statement",
-            after: Duration::ZERO,
+        // `statement_timeout` on the server, or `pg_cancel_backend`: not a deadline of ours,
+        // so no duration to report.
+        return Error::Cancelled {
+            service: SERVICE,
+            reason: message.to_owned(),
         };
     }
-    if retryable.contains(code) {
-        return Error::unavailable(SERVICE, error);
+    if RETRYABLE.contains(code) {
+        return Error::Unavailable {
+            service: SERVICE,
+            source,
+        };
     }
-    if *code == SqlState::UNDEFINED_TABLE || *code == SqlState::INVALID_SCHEMA_NAME {
+    if NOT_MIGRATED.contains(code) {
+        // The server names the missing relation or schema (`relation "s.events" does not
+        // exist`), and with it the store's schema.
         return InvalidInput::Config(format!(
-            "the eventlogs tables are missing (call PostgresEventStore::migrate): {error}"
+            "schema not migrated ({message}): call `PostgresEventStore::migrate()` first"
         ))
         .into();
     }
-    if [
-        SqlState::UNTRANSLATABLE_CHARACTER,
-        SqlState::INVALID_TEXT_REPRESENTATION,
-        SqlState::CHARACTER_NOT_IN_REPERTOIRE,
-        SqlState::PROGRAM_LIMIT_EXCEEDED,
-    ]
-    .contains(code)
-    {
-        return InvalidInput::Serialize(error.to_string()).into();
+    if UNSTORABLE.contains(code) {
+        return InvalidInput::Serialize(message.to_owned()).into();
     }
     Error::Backend {
         service: SERVICE,
-        source: Box::new(error),
+        source,
     }
+}
+
+/// Maps an error without SQLSTATE, of opening a connection or of one that broke: a server
+/// certificate rustls refused is the caller's to fix; anything else (refused, reset, DNS, a
+/// closed connection) may pass.
+pub(crate) fn connection_error(error: tokio_postgres::Error) -> Error {
+    #[cfg(feature = "tls")]
+    if let Some(certificate) = certificate_error(&error) {
+        return untrusted_certificate(certificate);
+    }
+    Error::unavailable(SERVICE, error)
+}
+
+/// The rustls certificate error somewhere in `error`'s chain of sources.
+///
+/// `std::io::Error::source` skips the error it wraps (tokio-rustls wraps rustls's error in
+/// one), so a wrapped error is looked into as well.
+#[cfg(feature = "tls")]
+fn certificate_error<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a rustls::Error> {
+    let mut next = Some(error);
+    while let Some(error) = next {
+        if let Some(rustls_error @ rustls::Error::InvalidCertificate(_)) = error.downcast_ref() {
+            return Some(rustls_error);
+        }
+        let wrapped = error
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref);
+        if let Some(found) = wrapped.and_then(|inner| certificate_error(inner)) {
+            return Some(found);
+        }
+        next = error.source();
+    }
+    None
+}
+
+/// The configuration error of a server certificate rustls refused.
+#[cfg(feature = "tls")]
+fn untrusted_certificate(certificate: &rustls::Error) -> Error {
+    InvalidInput::Config(format!(
+        "the PostgreSQL server's TLS certificate is not trusted ({certificate}): trust the CA \
+         that signed it with `PostgresStoreBuilder::tls_root_certificates_pem` \
+         (`PostgresConfig::tls_root_certificates`), and connect to a host name the \
+         certificate lists"
+    ))
+    .into()
 }
 
 /// Maps a statement error where unique violations cannot happen.
@@ -115,5 +179,202 @@ pub(crate) fn statement_timeout(after: Duration) -> Error {
     Error::Timeout {
         operation: "postgres statement",
         after,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// Every SQLSTATE `map_code` names: (code, kind, retryable).
+    fn table() -> Vec<(SqlState, &'static str, bool)> {
+        vec![
+            (SqlState::QUERY_CANCELED, "cancelled", true),
+            (SqlState::T_R_SERIALIZATION_FAILURE, "unavailable", true),
+            (SqlState::T_R_DEADLOCK_DETECTED, "unavailable", true),
+            (SqlState::ADMIN_SHUTDOWN, "unavailable", true),
+            (SqlState::CRASH_SHUTDOWN, "unavailable", true),
+            (SqlState::CANNOT_CONNECT_NOW, "unavailable", true),
+            (SqlState::TOO_MANY_CONNECTIONS, "unavailable", true),
+            (SqlState::CONNECTION_EXCEPTION, "unavailable", true),
+            (SqlState::CONNECTION_FAILURE, "unavailable", true),
+            (SqlState::CONNECTION_DOES_NOT_EXIST, "unavailable", true),
+            (
+                SqlState::SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION,
+                "unavailable",
+                true,
+            ),
+            (SqlState::LOCK_NOT_AVAILABLE, "unavailable", true),
+            (SqlState::OUT_OF_MEMORY, "unavailable", true),
+            (SqlState::DISK_FULL, "unavailable", true),
+            (SqlState::IDLE_SESSION_TIMEOUT, "unavailable", true),
+            (SqlState::UNDEFINED_TABLE, "invalid_input", false),
+            (SqlState::INVALID_SCHEMA_NAME, "invalid_input", false),
+            (SqlState::UNTRANSLATABLE_CHARACTER, "invalid_input", false),
+            (
+                SqlState::INVALID_TEXT_REPRESENTATION,
+                "invalid_input",
+                false,
+            ),
+            (
+                SqlState::CHARACTER_NOT_IN_REPERTOIRE,
+                "invalid_input",
+                false,
+            ),
+            (SqlState::PROGRAM_LIMIT_EXCEEDED, "invalid_input", false),
+            // Anything else: the server refused for a reason retrying will not change.
+            (SqlState::INSUFFICIENT_PRIVILEGE, "backend", false),
+            (SqlState::INVALID_PASSWORD, "backend", false),
+            (SqlState::UNDEFINED_COLUMN, "backend", false),
+            (SqlState::from_code("XX999"), "backend", false),
+        ]
+    }
+
+    #[test]
+    fn every_sqlstate_maps_to_its_kind() {
+        for (code, kind, retryable) in table() {
+            let error = map_code(&code, "server message", "driver error".into());
+            assert_eq!(error.kind(), kind, "{code:?}: {error:?}");
+            assert_eq!(error.is_retryable(), retryable, "{code:?}: {error:?}");
+        }
+        // No code of the lists above is missing from the table.
+        let listed: Vec<SqlState> = table().into_iter().map(|(code, ..)| code).collect();
+        for code in RETRYABLE.iter().chain(&NOT_MIGRATED).chain(&UNSTORABLE) {
+            assert!(listed.contains(code), "{code:?} is not in the table");
+        }
+    }
+
+    #[test]
+    fn messages_say_what_happened_and_what_to_do() {
+        let cancelled = map_code(
+            &SqlState::QUERY_CANCELED,
+            "canceling statement due to statement timeout",
+            "driver error".into(),
+        );
+        assert!(
+            matches!(
+                cancelled,
+                Error::Cancelled {
+                    service: "postgres",
+                    ..
+                }
+            ),
+            "{cancelled:?}"
+        );
+        assert_eq!(
+            cancelled.to_string(),
+            "postgres cancelled the statement: canceling statement due to statement timeout"
+        );
+        let missing = map_code(
+            &SqlState::UNDEFINED_TABLE,
+            r#"relation "billing.events" does not exist"#,
+            "driver error".into(),
+        );
+        assert!(
+            matches!(&missing, Error::InvalidInput(InvalidInput::Config(_))),
+            "{missing:?}"
+        );
+        assert_eq!(
+            missing.to_string(),
+            "invalid input: invalid configuration: schema not migrated (relation \
+             \"billing.events\" does not exist): call `PostgresEventStore::migrate()` first"
+        );
+        let unstorable = map_code(
+            &SqlState::UNTRANSLATABLE_CHARACTER,
+            "unsupported Unicode escape sequence",
+            "driver error".into(),
+        );
+        assert!(
+            matches!(&unstorable, Error::InvalidInput(InvalidInput::Serialize(m))
+                if m == "unsupported Unicode escape sequence"),
+            "{unstorable:?}"
+        );
+    }
+
+    /// Real server errors, classified as the store classifies them.
+    #[tokio::test]
+    async fn server_errors_are_classified_end_to_end() {
+        let Some(url) = eventlogs_testkit::servers::database_url() else {
+            return;
+        };
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        let failure = |sql: &'static str| {
+            let client = &client;
+            async move { query_error(client.batch_execute(sql).await.unwrap_err()) }
+        };
+
+        let error = failure("SELECT * FROM eventlogs_never_migrated.events").await;
+        assert!(
+            matches!(&error, Error::InvalidInput(InvalidInput::Config(m))
+                if m.contains("eventlogs_never_migrated") && m.contains("migrate()")),
+            "{error}"
+        );
+        let error = failure("CREATE TABLE eventlogs_never_migrated.t ()").await;
+        assert!(
+            matches!(&error, Error::InvalidInput(InvalidInput::Config(m))
+                if m.contains("eventlogs_never_migrated") && m.contains("migrate()")),
+            "{error}"
+        );
+        let error = failure("SET statement_timeout = 1; SELECT pg_sleep(5)").await;
+        assert!(
+            matches!(&error, Error::Cancelled { reason, .. }
+                if reason.contains("statement timeout")),
+            "{error:?}"
+        );
+        assert!(
+            error.is_retryable() && !error.to_string().contains("after"),
+            "{error}"
+        );
+        client
+            .batch_execute("RESET statement_timeout")
+            .await
+            .unwrap();
+        // An operator's pg_cancel_backend.
+        let error = failure("SELECT pg_cancel_backend(pg_backend_pid()), pg_sleep(5)").await;
+        assert!(
+            matches!(&error, Error::Cancelled { reason, .. } if reason.contains("user request")),
+            "{error:?}"
+        );
+        assert!(error.is_retryable(), "{error}");
+    }
+
+    #[cfg(feature = "tls")]
+    #[test]
+    fn an_untrusted_certificate_is_found_behind_io_errors() {
+        use rustls::CertificateError;
+
+        #[derive(Debug)]
+        struct Outer(std::io::Error);
+        impl std::fmt::Display for Outer {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("error performing TLS handshake")
+            }
+        }
+        impl std::error::Error for Outer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let io = |e: rustls::Error| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
+        let untrusted = Outer(io(rustls::Error::InvalidCertificate(
+            CertificateError::UnknownIssuer,
+        )));
+        let found = certificate_error(&untrusted).unwrap();
+        let error = untrusted_certificate(found);
+        assert!(!error.is_retryable(), "{error:?}");
+        let shown = error.to_string();
+        assert!(
+            shown.contains("not trusted") && shown.contains("tls_root_certificates_pem"),
+            "{shown}"
+        );
+        // Other TLS and I/O failures are not certificate errors.
+        let other = Outer(io(rustls::Error::HandshakeNotComplete));
+        assert!(certificate_error(&other).is_none());
+        let refused = Outer(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert!(certificate_error(&refused).is_none());
     }
 }

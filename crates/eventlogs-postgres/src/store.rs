@@ -17,6 +17,7 @@ use futures::Stream;
 use tokio::time::{Instant, Sleep};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Row, RowStream};
+use tracing::Instrument;
 
 use crate::config::{redact, PostgresConfig, PostgresStoreBuilder};
 use crate::connect::Connector;
@@ -188,7 +189,10 @@ impl PostgresEventStore {
     pub async fn migrate(&self) -> Result<()> {
         let span =
             tracing::info_span!("eventlogs.postgres.migrate", schema = %self.inner.config.schema);
-        let _guard = span.enter();
+        self.try_migrate().instrument(span).await
+    }
+
+    async fn try_migrate(&self) -> Result<()> {
         let mut client = self.client().await?;
         let schema = &self.inner.schema;
         let tx = client.transaction().await.map_err(query_error)?;
@@ -375,6 +379,10 @@ impl EventStore for PostgresEventStore {
         from_index: u32,
         max_events: u32,
     ) -> Result<Vec<RawEvent>> {
+        self.inner.config.limits.check_page(max_events)?;
+        if max_events == 0 {
+            return Ok(Vec::new());
+        }
         let (from, limit) = (i64::from(from_index), i64::from(max_events));
         let rows = self
             .rows(&self.inner.sql.load, &[&rows::uuid(log_id), &from, &limit])

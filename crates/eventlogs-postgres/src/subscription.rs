@@ -13,6 +13,7 @@ use eventlogs_core::{
 use tokio::sync::Notify;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Row};
+use tracing::Instrument;
 
 use crate::connect::KEEPALIVE_IDLE;
 use crate::error::{query_error, statement_timeout};
@@ -21,13 +22,8 @@ use crate::rows;
 use crate::store::PostgresEventStore;
 use crate::subscription_sql::lock_name;
 
-#[async_trait]
-impl SubscriptionStore for PostgresEventStore {
-    type Claim = PostgresClaim;
-
-    async fn claim(&self, name: &SubscriptionName) -> Result<Option<PostgresClaim>> {
-        let span = tracing::debug_span!("eventlogs.postgres.claim", subscription = %name);
-        let _guard = span.enter();
+impl PostgresEventStore {
+    async fn try_claim(&self, name: &SubscriptionName) -> Result<Option<PostgresClaim>> {
         let wake = Arc::new(Notify::new());
         let closed = Arc::new(AtomicBool::new(false));
         let (connection, listening) = match self.connector() {
@@ -82,6 +78,16 @@ impl SubscriptionStore for PostgresEventStore {
             claim.execute(&format!("LISTEN {channel}"), &[]).await?;
         }
         Ok(Some(claim))
+    }
+}
+
+#[async_trait]
+impl SubscriptionStore for PostgresEventStore {
+    type Claim = PostgresClaim;
+
+    async fn claim(&self, name: &SubscriptionName) -> Result<Option<PostgresClaim>> {
+        let span = tracing::debug_span!("eventlogs.postgres.claim", subscription = %name);
+        self.try_claim(name).instrument(span).await
     }
 
     async fn checkpoint(&self, name: &SubscriptionName) -> Result<FeedPosition> {

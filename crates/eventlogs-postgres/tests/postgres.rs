@@ -192,6 +192,83 @@ async fn migrations_run_twice_and_concurrently() {
         .unwrap();
 }
 
+/// Captured `fmt` output of a current-thread test.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// On a current-thread runtime, the spans of `migrate` and of a subscription claim tag only
+/// their own events: a span entered across an `.await` would also tag every other task's.
+#[tokio::test(flavor = "current_thread")]
+async fn migrate_and_claim_spans_tag_only_their_own_events() {
+    use eventlogs_core::{SubscriptionName, SubscriptionStore};
+    let Some(url) = eventlogs_testkit::servers::database_url() else {
+        return;
+    };
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _default = tracing::subscriber::set_default(subscriber);
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let other = tokio::spawn({
+        let done = Arc::clone(&done);
+        async move {
+            let mut ticks = 0u64;
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                ticks += 1;
+                tracing::info!(ticks, "unrelated task");
+                tokio::task::yield_now().await;
+            }
+            ticks
+        }
+    });
+    let schema = format!("spans_{}", LogId::new().ulid().to_string().to_lowercase());
+    let store = PostgresEventStore::builder(url)
+        .schema(schema.clone())
+        .build()
+        .unwrap();
+    store.migrate().await.unwrap();
+    let name = SubscriptionName::new("spans").unwrap();
+    let claim = store.claim(&name).await.unwrap();
+    assert!(claim.is_some());
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let ticks = other.await.unwrap();
+    drop(claim);
+    let text = String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
+    let unrelated: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("unrelated task"))
+        .collect();
+    assert!(
+        ticks > 1 && !unrelated.is_empty(),
+        "the other task ran meanwhile"
+    );
+    for line in unrelated {
+        assert!(
+            !line.contains("eventlogs.postgres"),
+            "another task's event was tagged with our span: {line}"
+        );
+    }
+    let client = store.pool().get().await.unwrap();
+    client
+        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn a_store_on_an_existing_pool_works_and_an_unmigrated_schema_is_a_config_error() {
     let Some(store) = common::store().await else {

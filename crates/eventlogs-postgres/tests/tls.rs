@@ -1,9 +1,10 @@
 //! TLS (feature `tls`): a PostgreSQL with a certificate from a private CA is reached with
-//! `sslmode=require` when that CA is trusted, and refused when it is not.
+//! `sslmode=require` when that CA is trusted, and refused with a configuration error when it
+//! is not.
 #![cfg(feature = "tls")]
 #![allow(clippy::unwrap_used)]
 
-use eventlogs_core::{AppendRequest, EventStore, LogId, LogState, NewEvent};
+use eventlogs_core::{AppendRequest, Error, EventStore, InvalidInput, LogId, LogState, NewEvent};
 use eventlogs_postgres::PostgresEventStore;
 use eventlogs_testkit::servers::{
     certificates, local_binaries_available, openssl_available, run_locally, PostgresOptions,
@@ -63,10 +64,17 @@ async fn tls_connections_verify_the_server_certificate() {
         .get(0);
     assert!(encrypted, "the connection is encrypted");
 
-    // The same server is refused when its CA is not trusted: certificates are verified.
+    // The same server is refused when its CA is not trusted: certificates are verified, and
+    // the refusal is a configuration error that says how to trust the CA, not a retryable one.
     let untrusted = PostgresEventStore::builder(url).build().unwrap();
     let err = untrusted.load(&log, 0, 1).await.unwrap_err();
-    assert!(err.is_retryable(), "{err:?}");
+    assert!(
+        matches!(&err, Error::InvalidInput(InvalidInput::Config(message))
+            if message.contains("not trusted") && message.contains("tls_root_certificates_pem")),
+        "{err:?}"
+    );
+    assert!(!err.is_retryable(), "{err:?}");
+    eprintln!("untrusted CA: {err}");
     drop(pg);
     let _ = std::fs::remove_dir_all(&dir);
 }

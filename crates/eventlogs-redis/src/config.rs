@@ -3,7 +3,9 @@
 use std::fmt;
 use std::time::Duration;
 
-use eventlogs_core::{Error, InvalidInput, Result, CACHE_HEADER_LEN};
+use eventlogs_core::{
+    redact_connection_string as redact_url, Error, InvalidInput, Result, CACHE_HEADER_LEN,
+};
 
 /// Redis refuses strings over 512 MiB; a read asks for one byte more than the entry limit.
 const REDIS_MAX_STRING: usize = 512 * 1024 * 1024;
@@ -171,30 +173,6 @@ impl fmt::Display for RedisServers {
             Self::Cluster(nodes) => write!(f, "redis-cluster {}", nodes.join(",")),
         }
     }
-}
-
-/// The URL with any user and password replaced by `***`, for logs and `Debug`.
-///
-/// Everything between `://` and the last `@` goes, so a password holding `@`, `/` or `?` is
-/// removed whole; so does a query naming a password (`sentinelPassword=`), and a string
-/// without `://` is hidden entirely.
-pub(crate) fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return "***".to_owned();
-    };
-    let rest = rest.rfind('@').map_or(rest, |at| &rest[at + 1..]);
-    let userinfo = if rest.len() < url.len() - scheme.len() - 3 {
-        "***@"
-    } else {
-        ""
-    };
-    let rest = match rest.split_once('?') {
-        Some((path, query)) if query.to_ascii_lowercase().contains("password") => {
-            format!("{path}?***")
-        }
-        _ => rest.to_owned(),
-    };
-    format!("{scheme}://{userinfo}{rest}")
 }
 
 /// Everything needed to connect to Redis and run the cache, as data.
@@ -491,6 +469,8 @@ mod tests {
         for (url, secret) in [
             ("redis://:p@ss@h:1", "p@ss"),
             ("rediss://u:pa/ss@h:1?x=1", "pa/ss"),
+            ("redis://u:p?s#s@h:1", "p?s#s"),
+            ("redis://u:p%40ss@h:1", "p%40ss"),
             ("redis-cluster://u:pw@h:1?node=h:2", "pw"),
             ("not a url with pw", "pw"),
             ("redis-sentinel://h:1?sentinelPassword=pw2&x=1", "pw2"),

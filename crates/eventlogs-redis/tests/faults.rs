@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use eventlogs_core::{
-    AppendOptions, CacheEntry, CacheKey, CacheOutcome, Error, LogId, LogManager, LogState,
-    ReductionCache, Timestamp,
+    AppendOptions, CacheEntry, CacheKey, CacheOutcome, Error, InvalidInput, LogId, LogManager,
+    LogState, ReductionCache, Timestamp,
 };
 use eventlogs_fake::FakeEventStore;
 use eventlogs_redis::RedisReductionCache;
@@ -177,6 +177,9 @@ async fn killed_redis_costs_only_speed_and_is_used_again_after_restart() {
     }
 }
 
+/// Scheduling allowance on top of the cache timeout for a reduce while Redis is paused.
+const PAUSE_MARGIN: Duration = Duration::from_secs(1);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn paused_redis_delays_reduce_by_at_most_the_timeout() {
     let Some(server) = server(&[]).await else {
@@ -203,17 +206,23 @@ async fn paused_redis_delays_reduce_by_at_most_the_timeout() {
         let took = started.elapsed();
         slowest = slowest.max(took);
         assert_eq!(r.cache, CacheOutcome::Failed);
+        // The promise: a paused cache costs at most its timeout. The margin absorbs scheduling
+        // on a loaded 2-core CI machine; what it rules out is waiting for Redis (a hang) or
+        // for the 2 s unresponsive-connection reconnect. Typical figures are in the output.
         assert!(
-            took < TIMEOUT + Duration::from_millis(300),
-            "reduce {reduces} took {took:?} with Redis paused"
+            took < TIMEOUT + PAUSE_MARGIN,
+            "reduce {reduces} took {took:?} with Redis paused (bound: {TIMEOUT:?} + {PAUSE_MARGIN:?})"
         );
         reduces += 1;
     }
     server.resume();
-    eprintln!("{reduces} reduces with Redis paused, slowest {slowest:?}");
+    eprintln!("{reduces} reduces with Redis paused, slowest {slowest:?} (bound {TIMEOUT:?} + {PAUSE_MARGIN:?})");
     assert!(cache.stats().timeouts > 0, "{:?}", cache.stats());
     wait_for_hit(&logs, &log).await;
     let stats = logs.cache_stats();
+    // Each reduce missed; a deadline is counted as a timeout whichever layer noticed it first
+    // (the cache's own deadline equals the manager's and usually fires first).
+    assert!(stats.timeouts > 0, "{stats:?}");
     assert!(stats.timeouts + stats.errors >= reduces as u64, "{stats:?}");
 }
 
@@ -388,7 +397,11 @@ async fn debug_never_shows_the_password() {
         .build()
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
+    // Retrying cannot fix a wrong password: a configuration error that says what to check.
+    assert!(
+        matches!(err, Error::InvalidInput(InvalidInput::Config(_))) && !err.is_retryable(),
+        "{err:?}"
+    );
     let shown = format!("{err:?} {err}");
     assert!(!shown.contains("badpass123"), "{shown}");
 }

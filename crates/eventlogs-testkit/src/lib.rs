@@ -51,8 +51,10 @@ macro_rules! event_store_suite {
             reused_key_with_another_request_conflicts,
             racing_creates_with_one_key_write_once,
             refused_write_does_not_consume_its_key,
+            a_create_retried_as_an_append_is_a_replay,
             limits_are_enforced_before_writing,
             last_index_is_u32_max,
+            hostile_states_get_typed_errors_never_a_panic,
             keys_and_metadata_round_trip,
         );
     };

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use eventlogs_core::SubscriptionClaim;
 use eventlogs_core::{
     AppendRequest, BoxError, Error, EventFeed, EventStore, FeedEvent, FeedFilter, FeedPosition,
     InvalidInput, LogId, LogState, NewEvent, Subscription, SubscriptionName, SubscriptionOptions,
@@ -194,7 +195,7 @@ pub async fn one_consumer_per_name_then_handover<S: Subject>(store: Arc<S>) {
     drop(again);
 
     let mut a = Running::start(&store, &name, fast());
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    wait_until_claimed(&*store, &subscription).await;
     let mut b = Running::start(&store, &name, fast());
     let mut logs = new_logs(2);
     write_many(&*store, &mut logs, "Deposited", 10).await;
@@ -210,6 +211,20 @@ pub async fn one_consumer_per_name_then_handover<S: Subject>(store: Arc<S>) {
     let mut all = first;
     all.extend(rest);
     assert_eq!(positions(&all), positions(&whole_feed(&store, 20).await));
+}
+
+/// Waits until a consumer holds `name`: a claim attempt of our own finds it taken. (An attempt
+/// that succeeds is released at once, and the consumer claims on its next try.)
+pub async fn wait_until_claimed<S: Subject>(store: &S, name: &SubscriptionName) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while let Some(probe) = store.claim(name).await.unwrap() {
+        probe.release().await;
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no consumer claimed {name} within {PATIENCE:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 pub async fn filters_by_event_type_and_log<S: Subject>(store: Arc<S>) {
@@ -357,18 +372,24 @@ pub async fn reset_replays_from_a_position_only_while_nobody_runs_it<S: Subject>
     let mut running = Running::start(&store, &name, fast().batch_size(4));
     let first = running.receive(10).await;
     let subscription = Subscription::new(Arc::clone(&store), &name, fast()).unwrap();
+    let refused = subscription.reset(FeedPosition::START).await.unwrap_err();
     assert!(
-        !subscription.reset(FeedPosition::START).await.unwrap(),
-        "a running subscription is not reset"
+        matches!(&refused, Error::SubscriptionRunning { subscription } if *subscription == name),
+        "a running subscription is not reset: {refused:?}"
+    );
+    assert_ne!(
+        subscription.checkpoint().await.unwrap(),
+        FeedPosition::START,
+        "the refused reset changed nothing (delivered batches stay checkpointed)"
     );
     running.stop().await.unwrap();
-    assert!(subscription.reset(first[5].position).await.unwrap());
+    subscription.reset(first[5].position).await.unwrap();
     assert_eq!(subscription.checkpoint().await.unwrap(), first[5].position);
     let mut again = Running::start(&store, &name, fast().batch_size(4));
     let replayed = again.receive(4).await;
     assert_eq!(positions(&replayed), positions(&first[6..]));
     again.stop().await.unwrap();
-    assert!(subscription.reset(FeedPosition::START).await.unwrap());
+    subscription.reset(FeedPosition::START).await.unwrap();
     let mut rebuilt = Running::start(&store, &name, fast().batch_size(4));
     let all = rebuilt.receive(10).await;
     rebuilt.stop().await.unwrap();
@@ -381,10 +402,10 @@ pub async fn a_reset_to_the_head_skips_history<S: Subject>(store: Arc<S>) {
     let history = whole_feed(&store, 5).await;
     let name = name();
     let subscription = Subscription::new(Arc::clone(&store), &name, fast()).unwrap();
-    assert!(subscription
+    subscription
         .reset(store.head().await.unwrap())
         .await
-        .unwrap());
+        .unwrap();
     let mut running = Running::start(&store, &name, fast());
     write_many(&*store, &mut logs, "Withdrew", 3).await;
     let got = running.receive(3).await;

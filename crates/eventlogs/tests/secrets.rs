@@ -1,14 +1,20 @@
 //! Passwords in connection URLs appear in no log line (everything at trace level, the drivers'
-//! `log` records included) and in no `Debug` or `Display` output, also of errors.
+//! `log` records included) and in no `Debug` or `Display` output, also of errors, whatever
+//! their shape: holding `/`, `@`, `?` or `#`, percent-encoded, in a query string, or quoted
+//! with a space in a key-value connection string.
 #![allow(clippy::unwrap_used)]
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use eventlogs::postgres::tokio_postgres::config::{Config as PgConfig, Host};
 use eventlogs::postgres::PostgresEventStore;
-use eventlogs::redis::RedisReductionCache;
-use eventlogs::{Aggregate, AppendOptions, EventRecord, EventStore, LogId, LogManager};
+use eventlogs::redis::{RedisCacheConfig, RedisReductionCache};
+use eventlogs::{
+    Aggregate, AppendOptions, CacheKey, Error, EventRecord, EventStore, InvalidInput, LogId,
+    LogManager, ReductionCache,
+};
 use eventlogs_testkit::servers::{database_url, redis_url};
 use serde::{Deserialize, Serialize};
 
@@ -39,6 +45,39 @@ impl Aggregate for Count {
     }
 }
 
+/// Captures every trace event, the drivers' `log` records included, until the guard drops.
+fn capture_traces() -> (Captured, tracing::subscriber::DefaultGuard) {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let guard = tracing::subscriber::set_default(subscriber);
+    let _ = tracing_log::LogTracer::init();
+    (captured, guard)
+}
+
+/// No captured log line and no `shown` output holds any of `secrets`.
+fn assert_never_shown(captured: &Captured, shown: &[String], secrets: &[&str]) {
+    let logs_text = String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
+    assert!(
+        logs_text.lines().count() > 10,
+        "trace output was captured:\n{logs_text}"
+    );
+    for line in logs_text.lines().chain(shown.iter().map(String::as_str)) {
+        for secret in secrets {
+            assert!(!line.contains(secret), "password leaked: {line}");
+        }
+    }
+    eprintln!(
+        "{} log lines and {} Debug/Display outputs checked",
+        logs_text.lines().count(),
+        shown.len()
+    );
+}
+
 /// `scheme://user@host…` becomes `scheme://user:SECRET@host…`.
 fn with_password(url: &str, user: &str) -> String {
     let (scheme, rest) = url.split_once("://").unwrap();
@@ -51,15 +90,7 @@ async fn passwords_never_reach_logs_or_debug_output() {
     let (Some(db), Some(redis)) = (database_url(), redis_url()) else {
         return;
     };
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-    let _ = tracing_log::LogTracer::init();
+    let (captured, _guard) = capture_traces();
 
     let mut shown = Vec::new();
     let store = PostgresEventStore::builder(with_password(&db, "postgres"))
@@ -114,17 +145,174 @@ async fn passwords_never_reach_logs_or_debug_output() {
         .unwrap_err();
     shown.push(format!("{err} {err:?}"));
 
-    let logs_text = String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
-    assert!(
-        logs_text.lines().count() > 10,
-        "trace output was captured:\n{logs_text}"
-    );
-    for line in logs_text.lines().chain(shown.iter().map(String::as_str)) {
-        assert!(!line.contains(SECRET), "password leaked: {line}");
+    assert_never_shown(&captured, &shown, &[SECRET]);
+}
+
+/// Every hostile password holds both words; a line holding either shows (part of) one.
+const WORDS: [&str; 2] = ["Hunter2", "s3cr3t"];
+
+/// Password shapes as written in a URL's user information: (name, as written, decoded).
+const HOSTILE: [(&str, &str, &str); 4] = [
+    ("slash", "Hunter2/s3cr3t", "Hunter2/s3cr3t"),
+    ("at", "Hunter2@s3cr3t", "Hunter2@s3cr3t"),
+    ("query and fragment", "Hunter2?s3cr3t#x", "Hunter2?s3cr3t#x"),
+    (
+        "percent-encoded",
+        "Hunter2%2Fs3cr3t%40x%3F",
+        "Hunter2/s3cr3t@x?",
+    ),
+];
+
+/// `scheme://…@host…` with `user:password` as its user information, written as is.
+fn with_raw_password(url: &str, user: &str, password: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+    format!("{scheme}://{user}:{password}@{rest}")
+}
+
+/// The key-value form of the PostgreSQL URL `db`, with a quoted password holding a space
+/// and an escaped quote.
+fn key_value_with_password(db: &str) -> String {
+    let pg: PgConfig = db.parse().unwrap();
+    let host = match &pg.get_hosts()[0] {
+        Host::Tcp(host) => host.clone(),
+        Host::Unix(path) => path.display().to_string(),
+    };
+    let port = pg.get_ports().first().copied().unwrap_or(5432);
+    let user = pg.get_user().unwrap();
+    let dbname = pg.get_dbname().unwrap_or(user);
+    format!(r"host={host} port={port} user={user} dbname={dbname} password='Hunter2 s3cr3t\'x'")
+}
+
+/// The error, its `Debug`, and every source in its chain, as a log line would show them.
+fn error_text(error: &Error) -> String {
+    let mut text = format!("{error} {error:?}");
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(&format!(" / {cause} {cause:?}"));
+        source = cause.source();
     }
-    eprintln!(
-        "{} log lines and {} Debug/Display outputs checked",
-        logs_text.lines().count(),
-        shown.len()
+    text
+}
+
+#[tokio::test]
+async fn hostile_password_shapes_never_reach_logs_or_debug_output() {
+    let (Some(db), Some(redis)) = (database_url(), redis_url()) else {
+        return;
+    };
+    let (captured, _guard) = capture_traces();
+    let fast = Duration::from_millis(200);
+    let log = LogId::new();
+    let mut shown = Vec::new();
+
+    // PostgreSQL (trust authentication: any password is accepted), reached with each shape
+    // tokio-postgres reads as a password, then unreachable with every shape.
+    let pg = PostgresEventStore::builder(db.clone()).build().unwrap();
+    pg.migrate().await.unwrap();
+    let mut live = vec![
+        key_value_with_password(&db),
+        format!(
+            "{}{}password=Hunter2%26s3cr3t",
+            db,
+            if db.contains('?') { "&" } else { "?" }
+        ),
+    ];
+    for (name, written, _) in HOSTILE {
+        // An unencoded `@` ends tokio-postgres's user information early: only unreachable.
+        if name != "at" {
+            live.push(with_raw_password(&db, "postgres", written));
+        }
+    }
+    for url in &live {
+        let store = PostgresEventStore::builder(url.clone()).build().unwrap();
+        let loaded = store.load(&log, 0, 1).await;
+        assert!(loaded.is_ok(), "the password shape is read: {loaded:?}");
+        shown.push(format!(
+            "{store:?} {:?} {}",
+            store.config(),
+            store.config().url_redacted()
+        ));
+    }
+    let mut dead: Vec<String> = HOSTILE
+        .iter()
+        .map(|(_, written, _)| format!("postgres://app:{written}@127.0.0.1:1/db"))
+        .collect();
+    dead.push(r"host=127.0.0.1 port=1 user=app dbname=db password='Hunter2 s3cr3t\'x'".into());
+    dead.push("postgres://app@127.0.0.1:1/db?sslmode=disable&password=Hunter2%26s3cr3t".into());
+    for url in &dead {
+        let store = PostgresEventStore::builder(url.clone())
+            .connect_timeout(fast)
+            .build()
+            .unwrap();
+        let err = store.load(&log, 0, 1).await.unwrap_err();
+        assert!(err.is_retryable(), "unreachable: {err:?}");
+        shown.push(format!(
+            "{} {store:?} {:?}",
+            error_text(&err),
+            store.config()
+        ));
+    }
+
+    // Redis (the default user has no password, so any is accepted), reached with each shape
+    // the URL parser reads as a password, refused as a bad URL otherwise, unreachable with
+    // every shape.
+    for (name, written, decoded) in HOSTILE {
+        let url = with_raw_password(&redis, "default", written);
+        match RedisReductionCache::builder(url.clone())
+            .connect_timeout(fast)
+            .build()
+            .await
+        {
+            Ok(cache) => {
+                let key = CacheKey::new("secrets", 1, log);
+                assert_eq!(cache.get(&key).await.unwrap(), None);
+                shown.push(format!("{cache:?}"));
+            }
+            // `/`, `?` and `#` end a URL's authority: the URL does not parse.
+            Err(err) => {
+                assert!(
+                    matches!(err, Error::InvalidInput(InvalidInput::Config(_))),
+                    "{name}: {err:?}"
+                );
+                shown.push(error_text(&err));
+            }
+        }
+        let config = RedisCacheConfig::new(url);
+        shown.push(format!("{config:?} {}", config.servers));
+        let cache = RedisReductionCache::builder(redis.clone())
+            .username("default")
+            .password(decoded)
+            .build()
+            .await
+            .unwrap();
+        shown.push(format!("{cache:?}"));
+        let err = RedisReductionCache::builder(format!("redis://app:{written}@127.0.0.1:1"))
+            .connect_timeout(fast)
+            .build()
+            .await
+            .unwrap_err();
+        shown.push(error_text(&err));
+    }
+    // A password Redis refuses: a configuration error naming what to fix, not the password.
+    let err = RedisReductionCache::builder(with_raw_password(
+        &redis,
+        "eventlogs-no-such-user",
+        "Hunter2%40s3cr3t",
+    ))
+    .connect_timeout(fast)
+    .build()
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&err, Error::InvalidInput(InvalidInput::Config(m)) if m.contains("password")),
+        "{err:?}"
     );
+    assert!(!err.is_retryable(), "{err:?}");
+    shown.push(error_text(&err));
+    let config = RedisCacheConfig::new(r"host=h password='Hunter2 s3cr3t\'x'");
+    shown.push(format!("{config:?} {}", config.servers));
+    let err = RedisReductionCache::connect(config).await.unwrap_err();
+    shown.push(error_text(&err));
+
+    assert_never_shown(&captured, &shown, &WORDS);
 }

@@ -4,12 +4,13 @@ use futures::stream::{BoxStream, StreamExt, TryStreamExt};
 use tracing::Instrument;
 
 use super::LogManager;
-use crate::{Aggregate, EventRecord, InvalidInput, LogId, Result};
+use crate::{Aggregate, EventRecord, LogId, Result};
 
 impl<A: Aggregate> LogManager<A> {
     /// Reads at most `max_events` events from `from_index` on. An unknown log, or a start past
-    /// the end, gives an empty page; `max_events` over the store's page limit is
-    /// [`InvalidInput::PageTooLarge`].
+    /// the end, gives an empty page; `max_events` over the store's page limit
+    /// ([`Limits::page_events`](crate::Limits::page_events), 10,000 by default) is
+    /// [`InvalidInput::PageTooLarge`](crate::InvalidInput::PageTooLarge), refused by the store.
     pub async fn load(
         &self,
         log_id: &LogId,
@@ -18,14 +19,6 @@ impl<A: Aggregate> LogManager<A> {
     ) -> Result<Vec<EventRecord<A::Event>>> {
         let span = tracing::info_span!("eventlogs.load", log_id = %log_id, from_index, max_events);
         async {
-            let max = self.inner.store.limits().page_events();
-            if max_events > max {
-                return Err(InvalidInput::PageTooLarge {
-                    requested: max_events,
-                    max,
-                }
-                .into());
-            }
             if max_events == 0 {
                 return Ok(Vec::new());
             }

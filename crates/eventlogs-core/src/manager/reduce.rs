@@ -214,6 +214,13 @@ async fn read_cache<A: Aggregate>(
             tracing::debug!(key = %key, "cache miss");
             (None, CacheOutcome::Miss)
         }
+        // The cache's own deadline may fire before ours: a timeout is a timeout, whichever
+        // layer notices it first.
+        Ok(Err(Error::Timeout { operation, after })) => {
+            bump(&counters.timeouts);
+            tracing::warn!(key = %key, operation, timeout = ?after, "cache read timed out; treated as a miss");
+            (None, CacheOutcome::Failed)
+        }
         Ok(Err(error)) => {
             bump(&counters.errors);
             tracing::warn!(key = %key, %error, "cache read failed; treated as a miss");

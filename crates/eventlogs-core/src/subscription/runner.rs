@@ -88,15 +88,25 @@ impl<S: SubscriptionStore> Subscription<S> {
 
     /// Moves the checkpoint to `position`: [`FeedPosition::START`] replays the whole feed (to
     /// rebuild a read model after clearing it), an event's position resumes after that event.
-    /// Returns `Ok(false)`, changing nothing, while a consumer is running the subscription.
-    pub async fn reset(&self, position: FeedPosition) -> Result<bool> {
-        let Some(mut claim) = self.store.claim(&self.name).await? else {
-            return Ok(false);
-        };
-        claim.save(position).await?;
-        claim.release().await;
-        tracing::info!(subscription = %self.name, %position, "subscription checkpoint reset");
-        Ok(true)
+    /// Refused with [`Error::SubscriptionRunning`](crate::Error::SubscriptionRunning),
+    /// changing nothing, while a consumer (in any process) is running the subscription.
+    pub async fn reset(&self, position: FeedPosition) -> Result<()> {
+        let span = tracing::info_span!("eventlogs.subscription.reset", subscription = %self.name, %position);
+        async {
+            let Some(mut claim) = self.store.claim(&self.name).await? else {
+                tracing::info!("subscription is running elsewhere; reset refused");
+                return Err(crate::Error::SubscriptionRunning {
+                    subscription: self.name.as_str().to_owned(),
+                });
+            };
+            let saved = claim.save(position).await;
+            claim.release().await;
+            saved?;
+            tracing::info!("subscription checkpoint reset");
+            Ok(())
+        }
+        .instrument(span)
+        .await
     }
 
     /// Runs with at-least-once delivery until `shutdown` completes (between batches; a batch
