@@ -4,7 +4,8 @@ use std::fmt::Write as _;
 use std::process::Command;
 
 use eventlogs_testkit::servers::{
-    PostgresOptions, PostgresServer, RedisServer, DATABASE_URL_VAR, REDIS_URL_VAR,
+    requested_provider, PostgresOptions, PostgresServer, Provider, RedisServer, DATABASE_URL_VAR,
+    REDIS_URL_VAR, TEST_SERVERS_VAR,
 };
 
 use crate::util::{cargo, root, run as run_command};
@@ -64,6 +65,11 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         build.args(["build", "--release", "-p", "eventlogs-bench", "--quiet"]);
         build
     })?;
+    // Figures are comparable from run to run on local servers (a container on a copy-on-write
+    // storage driver measures the driver); `EVENTLOGS_TEST_SERVERS=docker` still picks Docker.
+    if requested_provider().map_err(|e| e.to_string())?.is_none() && Provider::Local.available() {
+        std::env::set_var(TEST_SERVERS_VAR, "local");
+    }
     let mut env = Vec::new();
     let mut _servers: (Option<PostgresServer>, Option<RedisServer>) = (None, None);
     let mut fsync = true;

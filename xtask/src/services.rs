@@ -1,10 +1,11 @@
 //! Which PostgreSQL and Redis the tests use: URLs from the environment, else containers when a
-//! Docker engine answers, else throwaway servers from local binaries.
+//! Docker engine answers (through testcontainers), else throwaway servers from local binaries.
+//! `EVENTLOGS_TEST_SERVERS=docker|local` forces the source.
 
 use eventlogs_testkit::servers::{
-    docker_available, local_binaries_available, Container, PostgresServer, RedisCluster,
-    RedisServer, CLUSTER_NODES_VAR, DATABASE_URL_VAR, LOCAL_SERVERS_VAR, REDIS_URL_VAR,
-    REQUIRE_SERVICES_VAR,
+    provider, requested_provider, PostgresServer, Provider, RedisCluster, RedisServer,
+    CLUSTER_NODES_VAR, DATABASE_URL_VAR, OWN_SERVERS_VAR, REDIS_URL_VAR, REQUIRE_SERVICES_VAR,
+    TEST_SERVERS_VAR,
 };
 
 /// Servers kept alive for the test run; dropping this stops and removes them.
@@ -15,7 +16,6 @@ pub(crate) struct Services {
     postgres: Option<PostgresServer>,
     redis: Option<RedisServer>,
     cluster: Option<RedisCluster>,
-    containers: Vec<Container>,
 }
 
 fn from_env(name: &str) -> Option<String> {
@@ -25,81 +25,103 @@ fn from_env(name: &str) -> Option<String> {
 const NONE_AVAILABLE: &str = "no PostgreSQL and Redis to test against. Either:
   1. set EVENTLOGS_DATABASE_URL and EVENTLOGS_REDIS_URL to running servers
      (for example `docker compose up -d` and the URLs in docker-compose.yml),
-  2. start a Docker engine, so `cargo xtask test` can run containers, or
+  2. start a Docker engine, so `cargo xtask test` can run containers of postgres:15 and
+     redis:7 (through testcontainers), or
   3. install PostgreSQL and Redis (initdb/postgres under /usr/lib/postgresql/*/bin or on PATH,
      redis-server and redis-cli on PATH), so it can start throwaway servers.";
+
+fn describe(provider: Provider) -> &'static str {
+    match provider {
+        Provider::Docker => "in a Docker container (testcontainers)",
+        Provider::Local => "from local binaries",
+    }
+}
+
+/// Where servers will come from: a provider, or `None` when the URLs cover everything and
+/// none is available. Fails, quickly, when a forced source is missing or nothing is there.
+pub(crate) fn source() -> Result<Option<Provider>, String> {
+    let forced = requested_provider().map_err(|e| e.to_string())?;
+    // A forced source must work; otherwise it is only needed for what the URLs leave out and
+    // for the fault tests that start servers of their own.
+    match provider() {
+        Ok(found) => Ok(Some(found)),
+        Err(e) if forced.is_some() => Err(e.to_string()),
+        Err(_) if from_env(DATABASE_URL_VAR).is_none() || from_env(REDIS_URL_VAR).is_none() => {
+            Err(NONE_AVAILABLE.to_owned())
+        }
+        Err(_) => Ok(None),
+    }
+}
 
 impl Services {
     /// Finds or starts the servers, printing which source each came from.
     pub(crate) fn provision() -> Result<Self, String> {
         let mut services = Self::default();
-        let local = local_binaries_available();
         let database = from_env(DATABASE_URL_VAR);
         let redis = from_env(REDIS_URL_VAR);
-        let docker = (database.is_none() || redis.is_none()) && !local && docker_available();
-        if (database.is_none() || redis.is_none()) && !local && !docker {
-            return Err(NONE_AVAILABLE.to_owned());
-        }
-        let database = match database {
-            Some(url) => {
+        let source = source()?;
+        let start_error = |what: &str, e: &dyn std::fmt::Display| {
+            format!(
+                "cannot start {what} ({}): {e}",
+                source.map_or("?", describe)
+            )
+        };
+        let database = match (database, source) {
+            (Some(url), _) => {
                 println!("xtask: PostgreSQL from {DATABASE_URL_VAR}");
                 url
             }
-            None if local => {
-                let server = PostgresServer::start().map_err(|e| e.to_string())?;
+            (None, Some(source)) => {
+                let server = PostgresServer::start().map_err(|e| start_error("PostgreSQL", &e))?;
                 println!(
-                    "xtask: PostgreSQL started from local binaries on port {}",
+                    "xtask: PostgreSQL started {} on port {}",
+                    describe(source),
                     server.port()
                 );
                 let url = server.url();
                 services.postgres = Some(server);
                 url
             }
-            None => {
-                let container = Container::postgres().map_err(|e| e.to_string())?;
-                println!("xtask: PostgreSQL started in a Docker container");
-                let url = container.url().to_owned();
-                services.containers.push(container);
-                url
-            }
+            (None, None) => return Err(NONE_AVAILABLE.to_owned()),
         };
-        let redis = match redis {
-            Some(url) => {
+        let redis = match (redis, source) {
+            (Some(url), _) => {
                 println!("xtask: Redis from {REDIS_URL_VAR}");
                 url
             }
-            None if local => {
-                let server = RedisServer::start().map_err(|e| e.to_string())?;
+            (None, Some(source)) => {
+                let server = RedisServer::start().map_err(|e| start_error("Redis", &e))?;
                 println!(
-                    "xtask: Redis started from local binaries on port {}",
+                    "xtask: Redis started {} on port {}",
+                    describe(source),
                     server.port()
                 );
                 let url = server.url();
                 services.redis = Some(server);
                 url
             }
-            None => {
-                let container = Container::redis().map_err(|e| e.to_string())?;
-                println!("xtask: Redis started in a Docker container");
-                let url = container.url().to_owned();
-                services.containers.push(container);
-                url
-            }
+            (None, None) => return Err(NONE_AVAILABLE.to_owned()),
         };
-        let cluster = match from_env(CLUSTER_NODES_VAR) {
-            Some(nodes) => {
+        let cluster = match (from_env(CLUSTER_NODES_VAR), source) {
+            (Some(nodes), _) => {
                 println!("xtask: Redis Cluster from {CLUSTER_NODES_VAR}");
                 nodes
             }
-            None if local => {
-                let cluster = RedisCluster::start().map_err(|e| e.to_string())?;
-                println!("xtask: Redis Cluster of three masters started from local binaries");
+            (None, Some(source)) => {
+                let cluster =
+                    RedisCluster::start().map_err(|e| start_error("a Redis Cluster", &e))?;
+                println!(
+                    "xtask: Redis Cluster of three masters started {}",
+                    describe(source)
+                );
                 let nodes = cluster.addrs().join(",");
                 services.cluster = Some(cluster);
                 nodes
             }
-            None => {
-                println!("xtask: no local redis-server, so Redis Cluster tests are skipped");
+            (None, None) => {
+                println!(
+                    "xtask: no Docker engine and no local redis-server, so Redis Cluster tests are skipped"
+                );
                 "skip".to_owned()
             }
         };
@@ -109,8 +131,18 @@ impl Services {
             (CLUSTER_NODES_VAR, cluster),
             (REQUIRE_SERVICES_VAR, "1".to_owned()),
         ];
-        if local {
-            services.env.push((LOCAL_SERVERS_VAR, "1".to_owned()));
+        match source {
+            Some(source) => {
+                println!(
+                    "xtask: tests that start their own servers (fault tests) run them {}",
+                    describe(source)
+                );
+                services.env.push((TEST_SERVERS_VAR, source.to_string()));
+                services.env.push((OWN_SERVERS_VAR, "1".to_owned()));
+            }
+            None => println!(
+                "xtask: no Docker engine and no local binaries: fault tests that start their own servers are skipped"
+            ),
         }
         Ok(services)
     }

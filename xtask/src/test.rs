@@ -8,6 +8,8 @@ use crate::util::{cargo, has_cargo_subcommand, run as run_command};
 
 /// Runs the whole suite; `args` go to the test runner (for example a name filter).
 pub(crate) fn run(args: &[String]) -> Result<(), String> {
+    // Fail in seconds, before compiling, when there is nothing to test against.
+    crate::services::source()?;
     // Build first, so servers are not kept waiting through a compile.
     run_command(cargo_with(
         &[

@@ -13,15 +13,12 @@ use eventlogs_core::{AppendOptions, Error, EventStore, LogId, LogManager, LogSta
 use eventlogs_postgres::PostgresEventStore;
 use eventlogs_testkit::aggregates::{Entry, Tally};
 use eventlogs_testkit::assert_dense;
-use eventlogs_testkit::servers::{
-    local_binaries_available, run_locally, PostgresServer, ProxyMode, TcpProxy,
-};
+use eventlogs_testkit::servers::{own_servers, PostgresServer, ProxyMode, TcpProxy};
 
+/// Whether to run: a source of servers (Docker or local binaries) exists, or fail when xtask
+/// says one must.
 fn local() -> bool {
-    run_locally(
-        local_binaries_available(),
-        "the PostgreSQL and Redis binaries are",
-    )
+    own_servers()
 }
 
 async fn start() -> PostgresServer {

@@ -13,13 +13,12 @@ use common::received::{
 };
 use eventlogs_core::{AppendRequest, EventStore, LogId, LogState, NewEvent};
 use eventlogs_postgres::PostgresEventStore;
-use eventlogs_testkit::servers::{local_binaries_available, run_locally, PostgresServer};
+use eventlogs_testkit::servers::{own_servers, PostgresServer};
 
+/// Whether to run: a source of servers (Docker or local binaries) exists, or fail when xtask
+/// says one must.
 fn local() -> bool {
-    run_locally(
-        local_binaries_available(),
-        "the PostgreSQL and Redis binaries are",
-    )
+    own_servers()
 }
 
 /// Creates one-event logs until `until`, riding out errors; returns (written, failed) calls.

@@ -16,6 +16,7 @@ async fn tls_connections_verify_the_server_certificate() {
     if !run_locally(
         local_binaries_available() && openssl_available(),
         "PostgreSQL, Redis or openssl is",
+        "the TLS server is configured with certificate files made in a host temp dir",
     ) {
         return;
     }

@@ -18,21 +18,17 @@ use eventlogs_redis::RedisReductionCache;
 use eventlogs_testkit::aggregates::{Entry, Tally, TallyV2};
 use eventlogs_testkit::fold_from_store;
 use eventlogs_testkit::servers::resp::{command, Reply};
-use eventlogs_testkit::servers::{
-    local_binaries_available, run_locally, RedisCluster, RedisServer,
-};
+use eventlogs_testkit::servers::{own_servers, RedisCluster, RedisServer};
 
 /// The cache's default deadline, which these tests keep.
 const TIMEOUT: Duration = Duration::from_millis(50);
 /// How long a test waits for the cache to be used again after Redis comes back.
 const RECOVERY: Duration = Duration::from_secs(15);
 
-/// Whether to run: local binaries exist, or fail when xtask says they must.
+/// Whether to run: a source of servers (Docker or local binaries) exists, or fail when xtask
+/// says one must.
 fn local() -> bool {
-    run_locally(
-        local_binaries_available(),
-        "the Redis and PostgreSQL binaries are",
-    )
+    own_servers()
 }
 
 /// A throwaway Redis, or `None` (skip) without local binaries.

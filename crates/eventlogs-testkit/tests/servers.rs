@@ -1,5 +1,6 @@
-//! The throwaway-server handles work: restart keeps data, kill and pause break clients until
-//! restart and resume, the cluster spans all slots, and nothing is left behind.
+//! The throwaway-server handles work on either provider: restart keeps data, kill and pause
+//! break clients until restart and resume, the cluster spans all slots, and nothing is left
+//! behind (no process or file locally, no container on Docker, also when the owner is killed).
 #![allow(clippy::unwrap_used)]
 
 use std::path::PathBuf;
@@ -8,15 +9,31 @@ use std::time::Duration;
 
 use eventlogs_testkit::servers::resp::{command, Reply};
 use eventlogs_testkit::servers::{
-    local_binaries_available, run_locally, PostgresServer, RedisCluster, RedisServer,
+    leftover_containers, local_binaries_available, own_servers, provider, run_locally, session_id,
+    PostgresServer, Provider, RedisCluster, RedisServer,
 };
 
-/// Whether to run: local binaries exist, or fail when xtask says they must.
+/// Whether to run a test of the handles: a provider exists, or fail when xtask says one must.
+fn servers() -> bool {
+    own_servers()
+}
+
+/// Whether to run a test of local processes and files.
 fn local() -> bool {
     run_locally(
         local_binaries_available(),
         "the PostgreSQL and Redis binaries are",
+        "this test checks local processes and temp dirs (the docker_* tests check containers)",
     )
+}
+
+/// Whether to run a test of containers: only on the Docker provider.
+fn docker() -> bool {
+    let on_docker = matches!(provider(), Ok(Provider::Docker));
+    if !on_docker {
+        eprintln!("skipping: this test checks containers (EVENTLOGS_TEST_SERVERS=docker)");
+    }
+    on_docker
 }
 
 async fn connect(url: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
@@ -48,7 +65,7 @@ fn redis_cmd(addr: &str, args: &[&str]) -> std::io::Result<Reply> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_restart_and_kill_keep_committed_data() {
-    if !local() {
+    if !servers() {
         return;
     }
     let mut pg = tokio::task::spawn_blocking(PostgresServer::start)
@@ -105,7 +122,7 @@ async fn postgres_restart_and_kill_keep_committed_data() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_pause_hangs_clients_until_resume() {
-    if !local() {
+    if !servers() {
         return;
     }
     let pg = tokio::task::spawn_blocking(PostgresServer::start)
@@ -136,7 +153,7 @@ async fn postgres_pause_hangs_clients_until_resume() {
 
 #[test]
 fn redis_kill_pause_and_restart() {
-    if !local() {
+    if !servers() {
         return;
     }
     let mut redis = RedisServer::start().unwrap();
@@ -175,7 +192,7 @@ fn redis_kill_pause_and_restart() {
 
 #[test]
 fn redis_cluster_accepts_keys_in_all_three_slot_ranges() {
-    if !local() {
+    if !servers() {
         return;
     }
     let cluster = RedisCluster::start().unwrap();
@@ -214,9 +231,11 @@ fn dropping_a_handle_leaves_no_process_or_file() {
         return;
     }
     let redis = RedisServer::start().unwrap();
-    let (dir, pid) = (redis.dir().to_path_buf(), pid_of(redis.dir()));
+    let dir = redis.dir().unwrap().to_path_buf();
+    let pid = pid_of(&dir);
     let pg = PostgresServer::start().unwrap();
-    let (pg_dir, pg_pid) = (pg.dir().to_path_buf(), pid_of(pg.dir()));
+    let pg_dir = pg.dir().unwrap().to_path_buf();
+    let pg_pid = pid_of(&pg_dir);
     assert!(alive(pid) && alive(pg_pid) && dir.exists() && pg_dir.exists());
     drop(redis);
     drop(pg);
@@ -233,12 +252,13 @@ fn abandoned_servers_child() {
     };
     let redis = RedisServer::start().unwrap();
     let pg = PostgresServer::start().unwrap();
+    let (redis_dir, pg_dir) = (redis.dir().unwrap(), pg.dir().unwrap());
     let lines = format!(
         "{}\n{}\n{}\n{}\n",
-        redis.dir().display(),
-        pg.dir().display(),
-        pid_of(redis.dir()),
-        pid_of(pg.dir())
+        redis_dir.display(),
+        pg_dir.display(),
+        pid_of(redis_dir),
+        pid_of(pg_dir)
     );
     std::fs::write(report, lines).unwrap();
     std::process::exit(0);
@@ -277,5 +297,105 @@ fn servers_of_a_process_that_dies_are_cleaned_up() {
     assert!(
         pids.iter().all(|p| !alive(*p)),
         "the watchdog stopped {pids:?}"
+    );
+}
+
+#[test]
+fn docker_dropping_a_handle_removes_its_container() {
+    if !docker() {
+        return;
+    }
+    let redis = RedisServer::start().unwrap();
+    let pg = PostgresServer::start().unwrap();
+    assert_eq!(
+        (redis.provider(), pg.provider()),
+        (Provider::Docker, Provider::Docker)
+    );
+    let ours = || leftover_containers(&session_id()).unwrap();
+    let ids = [redis.container_id().unwrap(), pg.container_id().unwrap()].map(str::to_owned);
+    assert!(
+        ids.iter().all(|id| ours().contains(id)),
+        "both run: {:?}",
+        ours()
+    );
+    drop(redis);
+    drop(pg);
+    let left = ours();
+    assert!(
+        ids.iter().all(|id| !left.contains(id)),
+        "both removed: {left:?}"
+    );
+}
+
+/// Run by the test below in a child process: starts containers, reports its session, then
+/// waits to be SIGKILLed, so no destructor of it ever runs.
+#[test]
+fn docker_killed_owner_child() {
+    let Some(report) = std::env::var_os("EVENTLOGS_KILLED_OWNER_REPORT") else {
+        return;
+    };
+    let redis = RedisServer::start().unwrap();
+    let pg = PostgresServer::start().unwrap();
+    let ids = [redis.container_id().unwrap(), pg.container_id().unwrap()];
+    std::fs::write(
+        format!("{}.tmp", report.to_string_lossy()),
+        format!("{}\n{}\n{}\n", session_id(), ids[0], ids[1]),
+    )
+    .unwrap();
+    std::fs::rename(format!("{}.tmp", report.to_string_lossy()), &report).unwrap();
+    loop {
+        std::thread::park();
+    }
+}
+
+#[test]
+fn docker_containers_of_a_sigkilled_test_process_are_removed_within_30_s() {
+    if !docker() {
+        return;
+    }
+    let report =
+        std::env::temp_dir().join(format!("eventlogs-killed-owner-{}", std::process::id()));
+    let _ = std::fs::remove_file(&report);
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "docker_killed_owner_child", "--nocapture"])
+        .env("EVENTLOGS_KILLED_OWNER_REPORT", &report)
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !report.exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(180),
+            "the child did not start its containers"
+        );
+        assert!(child.try_wait().unwrap().is_none(), "the child ended early");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let lines: Vec<String> = std::fs::read_to_string(&report)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let _ = std::fs::remove_file(&report);
+    let session = lines[0].clone();
+    let running = leftover_containers(&session).unwrap();
+    assert!(
+        lines[1..].iter().all(|id| running.contains(id)),
+        "the child's containers run: {running:?}"
+    );
+    child.kill().unwrap(); // SIGKILL
+    let _ = child.wait();
+    let killed = std::time::Instant::now();
+    let mut left = running;
+    while !left.is_empty() && killed.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(200));
+        left = leftover_containers(&session).unwrap();
+    }
+    assert!(
+        left.is_empty(),
+        "containers of the SIGKILLed process still there after 30 s: {left:?}"
+    );
+    eprintln!(
+        "containers removed {:?} after the SIGKILL",
+        killed.elapsed()
     );
 }

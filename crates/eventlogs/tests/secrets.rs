@@ -80,9 +80,40 @@ fn assert_never_shown(captured: &Captured, shown: &[String], secrets: &[&str]) {
 
 /// `scheme://user@host…` becomes `scheme://user:SECRET@host…`.
 fn with_password(url: &str, user: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap();
-    let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
-    format!("{scheme}://{user}:{SECRET}@{rest}")
+    with_raw_password(url, user, SECRET)
+}
+
+/// Makes `role` a login role of the test server whose password is `password`, allowed to
+/// create schemas and to read `read_schema` (if any), through the test URL `admin` (a
+/// superuser). So the tests pass on a server with trust authentication and on one that
+/// checks passwords (`docker-compose.yml`). Called before logs are captured: the driver logs
+/// the statements, passwords included.
+async fn role_with_password(admin: &str, role: &str, password: &str, read_schema: Option<&str>) {
+    let (client, connection) = eventlogs::postgres::tokio_postgres::connect(
+        admin,
+        eventlogs::postgres::tokio_postgres::NoTls,
+    )
+    .await
+    .unwrap();
+    let connection = tokio::spawn(connection);
+    // The statements are built by the server's format() with identifier and literal quoting.
+    let row = client
+        .query_one(
+            "SELECT format('DO $do$ BEGIN CREATE ROLE %I LOGIN; EXCEPTION \
+                 WHEN duplicate_object OR unique_violation THEN NULL; END $do$; \
+                 ALTER ROLE %I PASSWORD %L; GRANT CONNECT, CREATE ON DATABASE %I TO %I', \
+                 $1::text, $1::text, $2::text, current_database(), $1::text) \
+                 || CASE WHEN $3::text IS NULL THEN '' ELSE format('; GRANT USAGE ON SCHEMA \
+                 %I TO %I; GRANT SELECT ON ALL TABLES IN SCHEMA %I TO %I', $3::text, $1::text, \
+                 $3::text, $1::text) END",
+            &[&role, &password, &read_schema],
+        )
+        .await
+        .unwrap();
+    let statements: String = row.get(0);
+    client.batch_execute(&statements).await.unwrap();
+    drop(client);
+    let _ = connection.await;
 }
 
 #[tokio::test]
@@ -90,10 +121,12 @@ async fn passwords_never_reach_logs_or_debug_output() {
     let (Some(db), Some(redis)) = (database_url(), redis_url()) else {
         return;
     };
+    role_with_password(&db, "eventlogs_secrets_plain", SECRET, None).await;
     let (captured, _guard) = capture_traces();
 
     let mut shown = Vec::new();
-    let store = PostgresEventStore::builder(with_password(&db, "postgres"))
+    let store = PostgresEventStore::builder(with_password(&db, "eventlogs_secrets_plain"))
+        .schema("secrets_plain")
         .build()
         .unwrap();
     store.migrate().await.unwrap();
@@ -170,17 +203,16 @@ fn with_raw_password(url: &str, user: &str, password: &str) -> String {
     format!("{scheme}://{user}:{password}@{rest}")
 }
 
-/// The key-value form of the PostgreSQL URL `db`, with a quoted password holding a space
-/// and an escaped quote.
-fn key_value_with_password(db: &str) -> String {
+/// The key-value form of the PostgreSQL URL `db` for `user`, with a quoted password holding a
+/// space and an escaped quote (`Hunter2 s3cr3t'x`).
+fn key_value_with_password(db: &str, user: &str) -> String {
     let pg: PgConfig = db.parse().unwrap();
     let host = match &pg.get_hosts()[0] {
         Host::Tcp(host) => host.clone(),
         Host::Unix(path) => path.display().to_string(),
     };
     let port = pg.get_ports().first().copied().unwrap_or(5432);
-    let user = pg.get_user().unwrap();
-    let dbname = pg.get_dbname().unwrap_or(user);
+    let dbname = pg.get_dbname().or(pg.get_user()).unwrap();
     format!(r"host={host} port={port} user={user} dbname={dbname} password='Hunter2 s3cr3t\'x'")
 }
 
@@ -200,31 +232,45 @@ async fn hostile_password_shapes_never_reach_logs_or_debug_output() {
     let (Some(db), Some(redis)) = (database_url(), redis_url()) else {
         return;
     };
-    let (captured, _guard) = capture_traces();
     let fast = Duration::from_millis(200);
     let log = LogId::new();
     let mut shown = Vec::new();
 
-    // PostgreSQL (trust authentication: any password is accepted), reached with each shape
-    // tokio-postgres reads as a password, then unreachable with every shape.
-    let pg = PostgresEventStore::builder(db.clone()).build().unwrap();
-    pg.migrate().await.unwrap();
-    let mut live = vec![
-        key_value_with_password(&db),
-        format!(
-            "{}{}password=Hunter2%26s3cr3t",
-            db,
-            if db.contains('?') { "&" } else { "?" }
-        ),
-    ];
-    for (name, written, _) in HOSTILE {
+    // PostgreSQL, reached with each shape tokio-postgres reads as a password (one role of the
+    // test's own per shape, made before logs are captured), then unreachable with every shape.
+    const SCHEMA: &str = "secrets_hostile";
+    let owner = "eventlogs_secrets_owner";
+    role_with_password(&db, owner, "Hunter2 s3cr3t'x", None).await;
+    let own = PostgresEventStore::builder(key_value_with_password(&db, owner))
+        .schema(SCHEMA)
+        .build()
+        .unwrap();
+    own.migrate().await.unwrap();
+    drop(own);
+    let (scheme, rest) = db.split_once("://").unwrap();
+    let host_and_db = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+    let separator = if db.contains('?') { "&" } else { "?" };
+    let mut live = vec![(key_value_with_password(&db, owner), "Hunter2 s3cr3t'x")];
+    let query_role = "eventlogs_secrets_query";
+    live.push((
+        format!("{scheme}://{query_role}@{host_and_db}{separator}password=Hunter2%26s3cr3t"),
+        "Hunter2&s3cr3t",
+    ));
+    role_with_password(&db, query_role, "Hunter2&s3cr3t", Some(SCHEMA)).await;
+    for (name, written, decoded) in HOSTILE {
         // An unencoded `@` ends tokio-postgres's user information early: only unreachable.
         if name != "at" {
-            live.push(with_raw_password(&db, "postgres", written));
+            let role = format!("eventlogs_secrets_{}", name.replace(' ', "_"));
+            role_with_password(&db, &role, decoded, Some(SCHEMA)).await;
+            live.push((with_raw_password(&db, &role, written), decoded));
         }
     }
-    for url in &live {
-        let store = PostgresEventStore::builder(url.clone()).build().unwrap();
+    let (captured, _guard) = capture_traces();
+    for (url, _) in &live {
+        let store = PostgresEventStore::builder(url.clone())
+            .schema(SCHEMA)
+            .build()
+            .unwrap();
         let loaded = store.load(&log, 0, 1).await;
         assert!(loaded.is_ok(), "the password shape is read: {loaded:?}");
         shown.push(format!(

@@ -8,8 +8,8 @@ pub const REDIS_URL_VAR: &str = "EVENTLOGS_REDIS_URL";
 pub const CLUSTER_NODES_VAR: &str = "EVENTLOGS_REDIS_CLUSTER_NODES";
 /// `1`: a test whose server is missing fails instead of skipping.
 pub const REQUIRE_SERVICES_VAR: &str = "EVENTLOGS_REQUIRE_SERVICES";
-/// `1`: local server binaries are installed, so fault tests that start their own servers must run.
-pub const LOCAL_SERVERS_VAR: &str = "EVENTLOGS_LOCAL_SERVERS";
+/// `1`: tests that start their own servers (fault tests) must run: a provider is available.
+pub const OWN_SERVERS_VAR: &str = "EVENTLOGS_OWN_SERVERS";
 
 fn flag(name: &str) -> bool {
     std::env::var(name).is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"))
@@ -21,23 +21,43 @@ pub fn services_required() -> bool {
     flag(REQUIRE_SERVICES_VAR)
 }
 
-/// Whether tests that start their own servers must run (`EVENTLOGS_LOCAL_SERVERS=1`).
+/// Whether tests that start their own servers must run (`EVENTLOGS_OWN_SERVERS=1`).
 #[must_use]
-pub fn local_servers_required() -> bool {
-    flag(LOCAL_SERVERS_VAR)
+pub fn own_servers_required() -> bool {
+    flag(OWN_SERVERS_VAR)
 }
 
-/// Whether a test that starts its own servers can run: `true` when what it needs (`what`: local
-/// binaries, openssl) is `available`; otherwise `false` after a one-line skip message, or a
-/// panic when `EVENTLOGS_LOCAL_SERVERS=1` says local servers must be there.
+/// Whether a test that starts its own servers (any [`Provider`](super::Provider)) can run:
+/// `false` after a one-line skip message when no provider is available, or a panic when
+/// `EVENTLOGS_OWN_SERVERS=1` says one must be.
 #[must_use]
-pub fn run_locally(available: bool, what: &str) -> bool {
+pub fn own_servers() -> bool {
+    match super::provider() {
+        Ok(_) => true,
+        Err(e) => {
+            assert!(!own_servers_required(), "{OWN_SERVERS_VAR}=1 but {e}");
+            eprintln!("skipping: {e}");
+            false
+        }
+    }
+}
+
+/// Whether a test that needs local server binaries (and `what` else it names, such as
+/// openssl) can run. On the Docker provider it skips, saying `why_local`: what the test does
+/// that a container cannot. Otherwise it skips when `available` is false, or panics when
+/// `EVENTLOGS_OWN_SERVERS=1` says local servers must be there.
+#[must_use]
+pub fn run_locally(available: bool, what: &str, why_local: &str) -> bool {
+    if matches!(super::provider(), Ok(super::Provider::Docker)) {
+        eprintln!("skipping on the Docker provider: {why_local}");
+        return false;
+    }
     if available {
         return true;
     }
     assert!(
-        !local_servers_required(),
-        "{LOCAL_SERVERS_VAR}=1 but {what} missing"
+        !own_servers_required(),
+        "{OWN_SERVERS_VAR}=1 but {what} missing"
     );
     eprintln!("skipping: {what} missing");
     false

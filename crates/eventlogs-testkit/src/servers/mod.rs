@@ -1,29 +1,38 @@
-//! Throwaway PostgreSQL and Redis servers from local binaries, for tests, fault tests and xtask.
+//! Throwaway PostgreSQL and Redis servers for tests, fault tests and xtask, from a [`Provider`]:
+//! Docker containers (through the `testcontainers` crate) or local binaries.
 //!
-//! Each server runs on a random free port of 127.0.0.1 with its files in a fresh temp dir, in
-//! its own process group so that `kill`, `pause` and `resume` reach every process of it. A
-//! small watchdog process removes the server and its files if the process that started it dies
-//! without cleaning up (a panic with `panic = "abort"`, a SIGKILL, Ctrl-C of `cargo xtask`).
-//! Dropping a handle stops the server and removes its files.
+//! Each server listens on a free port of 127.0.0.1 that it keeps across restarts, and has
+//! handles to `kill`, `pause`, `resume` and `restart` it, the same on both providers. A local
+//! server runs with its files in a fresh temp dir, in its own process group, so that signals
+//! reach every process of it; a container is killed, paused and started through the Docker
+//! API. Dropping a handle stops the server and removes its files or its container; a watchdog
+//! process does the same if the process that started it dies without cleaning up (a panic with
+//! `panic = "abort"`, a SIGKILL, Ctrl-C of `cargo xtask`).
 //!
-//! This module uses only the standard library, so `xtask` can use it without a runtime.
+//! The handles are blocking, so `xtask` uses them without a runtime and tests call them from
+//! inside theirs (containers are driven from a thread of their own).
 
 mod certs;
-mod docker;
+mod container;
 mod env;
+mod pgwire;
 mod postgres;
 mod process;
+mod provider;
 mod proxy;
 mod redis;
 pub mod resp;
 
 pub use certs::{certificates, openssl_available};
-pub use docker::{docker_available, Container};
+pub use container::{docker_available, leftover_containers, session_id, SESSION_LABEL};
 pub use env::{
-    cluster_nodes, database_url, local_servers_required, redis_url, run_locally, services_required,
-    CLUSTER_NODES_VAR, DATABASE_URL_VAR, LOCAL_SERVERS_VAR, REDIS_URL_VAR, REQUIRE_SERVICES_VAR,
+    cluster_nodes, database_url, own_servers, own_servers_required, redis_url, run_locally,
+    services_required, CLUSTER_NODES_VAR, DATABASE_URL_VAR, OWN_SERVERS_VAR, REDIS_URL_VAR,
+    REQUIRE_SERVICES_VAR,
 };
+pub use pgwire::postgres_ready;
 pub use postgres::{give_to_server_user, postgres_bin_dir, PostgresOptions, PostgresServer};
+pub use provider::{provider, requested_provider, Provider, TEST_SERVERS_VAR};
 pub use proxy::{ProxyMode, TcpProxy};
 pub use redis::{redis_available, RedisCluster, RedisServer};
 

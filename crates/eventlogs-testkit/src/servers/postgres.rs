@@ -1,4 +1,5 @@
-//! `PostgresServer`: a private PostgreSQL cluster (initdb in a temp dir, random port).
+//! `PostgresServer`: a private PostgreSQL server on a free port, from local binaries (initdb in a
+//! temp dir) or in a container.
 
 use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
@@ -6,7 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use super::container::{self, ContainerServer};
+use super::pgwire::postgres_ready;
 use super::process::{make_temp_dir, wait_until, ServerProcess, Spec};
+use super::provider::{provider, Provider};
 use super::{err, free_port, ServerError, ServerResult};
 
 /// Settings of a throwaway PostgreSQL server.
@@ -109,12 +113,32 @@ pub fn give_to_server_user(path: &Path) -> ServerResult<()> {
     Ok(())
 }
 
-/// A private PostgreSQL server. Dropping it stops the server and removes its files.
+/// A private PostgreSQL server. Dropping it stops the server and removes its files (or its
+/// container).
 #[derive(Debug)]
 pub struct PostgresServer {
-    process: ServerProcess,
     port: u16,
-    bin: PathBuf,
+    backend: Backend,
+}
+
+#[derive(Debug)]
+enum Backend {
+    Local { process: ServerProcess },
+    Container(ContainerServer),
+}
+
+/// The server settings every throwaway PostgreSQL gets, then `options.settings`.
+fn settings(options: &PostgresOptions) -> Vec<String> {
+    let durable = if options.fsync { "on" } else { "off" };
+    [
+        format!("max_connections={}", options.max_connections),
+        format!("fsync={durable}"),
+        format!("full_page_writes={durable}"),
+        "shared_buffers=128MB".to_owned(),
+    ]
+    .into_iter()
+    .chain(options.settings.iter().cloned())
+    .collect()
 }
 
 impl PostgresServer {
@@ -123,9 +147,30 @@ impl PostgresServer {
         Self::start_with(&PostgresOptions::default())
     }
 
-    /// Initializes a cluster in a temp dir, starts it on a free port of 127.0.0.1 and creates
-    /// the database `eventlogs`. As root, the server runs as the `postgres` user.
+    /// Starts a server from the [`provider`]: a container of `postgres:15`, or a cluster
+    /// initialized in a temp dir from local binaries. Either listens on a free port of
+    /// 127.0.0.1 with trust authentication and has a database `eventlogs`.
     pub fn start_with(options: &PostgresOptions) -> ServerResult<Self> {
+        match provider()? {
+            Provider::Docker => Self::start_container(options),
+            Provider::Local => Self::start_local(options),
+        }
+    }
+
+    fn start_container(options: &PostgresOptions) -> ServerResult<Self> {
+        let port = free_port()?;
+        let container = ContainerServer::start(container::postgres(port, &settings(options)))?;
+        let mut server = Self {
+            port,
+            backend: Backend::Container(container),
+        };
+        server.wait_ready()?;
+        Ok(server)
+    }
+
+    /// Initializes a cluster in a temp dir, starts it from the local binaries and creates the
+    /// database `eventlogs`. As root, the server runs as the `postgres` user.
+    fn start_local(options: &PostgresOptions) -> ServerResult<Self> {
         let Some(bin) = postgres_bin_dir() else {
             return err("PostgreSQL binaries (initdb, postgres) not found on PATH or under /usr/lib/postgresql");
         };
@@ -183,16 +228,9 @@ impl PostgresServer {
         for s in [
             "listen_addresses=127.0.0.1".to_owned(),
             format!("unix_socket_directories={}", sock.display()),
-            format!("max_connections={}", options.max_connections),
-            format!("fsync={}", if options.fsync { "on" } else { "off" }),
-            format!(
-                "full_page_writes={}",
-                if options.fsync { "on" } else { "off" }
-            ),
-            "shared_buffers=128MB".to_owned(),
         ]
         .into_iter()
-        .chain(options.settings.iter().cloned())
+        .chain(settings(options))
         {
             args.extend(setting(s));
         }
@@ -205,12 +243,13 @@ impl PostgresServer {
             stop_timeout: Duration::from_secs(30),
         };
         let mut server = Self {
-            process: ServerProcess::start(spec, dir)?,
             port,
-            bin,
+            backend: Backend::Local {
+                process: ServerProcess::start(spec, dir)?,
+            },
         };
         server.wait_ready()?;
-        let status = Command::new(server.bin.join("createdb"))
+        let status = Command::new(bin.join("createdb"))
             .args([
                 "-h",
                 "127.0.0.1",
@@ -231,28 +270,25 @@ impl PostgresServer {
     }
 
     fn wait_ready(&mut self) -> ServerResult<()> {
-        let (bin, port) = (self.bin.clone(), self.port.to_string());
-        wait_until(
-            &mut self.process,
-            "PostgreSQL",
-            Duration::from_secs(60),
-            || {
-                Command::new(bin.join("pg_isready"))
-                    .args([
-                        "-q",
-                        "-h",
-                        "127.0.0.1",
-                        "-p",
-                        &port,
-                        "-U",
-                        "postgres",
-                        "-d",
-                        "postgres",
-                    ])
-                    .status()
-                    .is_ok_and(|s| s.success())
-            },
-        )
+        let port = self.port;
+        let ready = || postgres_ready(port, "postgres", "postgres", Duration::from_secs(2));
+        match &mut self.backend {
+            Backend::Local { process } => {
+                wait_until(process, "PostgreSQL", Duration::from_secs(60), ready)
+            }
+            Backend::Container(_) => {
+                let deadline = std::time::Instant::now() + Duration::from_secs(60);
+                while !ready() {
+                    if std::time::Instant::now() > deadline {
+                        return err(format!(
+                            "PostgreSQL in a container is not ready on port {port} after 60 s"
+                        ));
+                    }
+                    std::thread::sleep(Duration::from_millis(25));
+                }
+                Ok(())
+            }
+        }
     }
 
     /// `postgres://postgres@127.0.0.1:{port}/eventlogs`.
@@ -267,36 +303,84 @@ impl PostgresServer {
         self.port
     }
 
-    /// The directory holding the cluster's files and `postgres.log`.
+    /// Where the server runs.
     #[must_use]
-    pub fn dir(&self) -> &Path {
-        self.process.dir()
+    pub fn provider(&self) -> Provider {
+        match self.backend {
+            Backend::Local { .. } => Provider::Local,
+            Backend::Container(_) => Provider::Docker,
+        }
+    }
+
+    /// The directory holding the cluster's files and `postgres.log`; `None` in a container.
+    #[must_use]
+    pub fn dir(&self) -> Option<&Path> {
+        match &self.backend {
+            Backend::Local { process } => Some(process.dir()),
+            Backend::Container(_) => None,
+        }
+    }
+
+    /// The container's id; `None` for a local server.
+    #[must_use]
+    pub fn container_id(&self) -> Option<&str> {
+        match &self.backend {
+            Backend::Local { .. } => None,
+            Backend::Container(container) => Some(container.id()),
+        }
     }
 
     /// Fast shutdown (SIGINT), waiting for it to finish.
     pub fn stop(&mut self) {
-        self.process.shut_down();
+        match &mut self.backend {
+            Backend::Local { process } => process.shut_down(),
+            Backend::Container(container) => container
+                .stop("SIGINT", Duration::from_secs(30))
+                .expect("stopping the PostgreSQL container"),
+        }
     }
 
     /// SIGKILL to the postmaster and every backend at once, as a crash would.
     pub fn kill(&mut self) {
-        self.process.kill();
+        match &mut self.backend {
+            Backend::Local { process } => process.kill(),
+            Backend::Container(container) => {
+                container.kill().expect("killing the PostgreSQL container")
+            }
+        }
     }
 
-    /// SIGSTOP to every process of the server: connections hang, nothing answers.
+    /// SIGSTOP to every process of the server (`docker pause` for a container): connections
+    /// hang, nothing answers.
     pub fn pause(&self) {
-        self.process.pause();
+        match &self.backend {
+            Backend::Local { process } => process.pause(),
+            Backend::Container(container) => {
+                container.pause().expect("pausing the PostgreSQL container")
+            }
+        }
     }
 
-    /// SIGCONT after [`pause`](Self::pause).
+    /// SIGCONT (`docker unpause`) after [`pause`](Self::pause).
     pub fn resume(&self) {
-        self.process.resume();
+        match &self.backend {
+            Backend::Local { process } => process.resume(),
+            Backend::Container(container) => container
+                .unpause()
+                .expect("resuming the PostgreSQL container"),
+        }
     }
 
     /// Starts the server again on the same port and data (stopping it first if it runs), and
     /// waits until it accepts connections (crash recovery included).
     pub fn restart(&mut self) -> ServerResult<()> {
-        self.process.restart()?;
+        match &mut self.backend {
+            Backend::Local { process } => process.restart()?,
+            Backend::Container(container) => {
+                container.stop("SIGINT", Duration::from_secs(30))?;
+                container.start_again()?;
+            }
+        }
         self.wait_ready()
     }
 }
