@@ -15,7 +15,7 @@ commands:
   bench [args...]  benchmarks in release mode against fresh servers (fsync on), beside raw
                    tokio-postgres/fred baselines; writes bench-results/latest.md
                    (args: --seconds N per scenario, default 5; --big-log N events, default 1000000)
-  test [args...]   provision PostgreSQL and Redis, then run every test of the workspace
+  test [args...]   provision PostgreSQL, Redis and Citus, then run every test of the workspace
                    against them (args go to the test runner, e.g. a name filter)";
 
 fn main() -> ExitCode {

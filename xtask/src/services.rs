@@ -1,11 +1,13 @@
-//! Which PostgreSQL and Redis the tests use: URLs from the environment, else containers when a
-//! Docker engine answers (through testcontainers), else throwaway servers from local binaries.
-//! `EVENTLOGS_TEST_SERVERS=docker|local` forces the source.
+//! Which PostgreSQL, Redis and Citus the tests use: URLs from the environment, else containers
+//! when a Docker engine answers (through testcontainers), else throwaway servers from local
+//! binaries. `EVENTLOGS_TEST_SERVERS=docker|local` forces the source.
+
+use std::time::Instant;
 
 use eventlogs_testkit::servers::{
-    provider, requested_provider, PostgresServer, Provider, RedisCluster, RedisServer,
-    CLUSTER_NODES_VAR, DATABASE_URL_VAR, OWN_SERVERS_VAR, REDIS_URL_VAR, REQUIRE_SERVICES_VAR,
-    TEST_SERVERS_VAR,
+    citus_available, provider, requested_provider, CitusCluster, PostgresServer, Provider,
+    RedisCluster, RedisServer, CITUS_URL_VAR, CLUSTER_NODES_VAR, DATABASE_URL_VAR, OWN_SERVERS_VAR,
+    REDIS_URL_VAR, REQUIRE_SERVICES_VAR, TEST_SERVERS_VAR,
 };
 
 /// Servers kept alive for the test run; dropping this stops and removes them.
@@ -16,6 +18,7 @@ pub(crate) struct Services {
     postgres: Option<PostgresServer>,
     redis: Option<RedisServer>,
     cluster: Option<RedisCluster>,
+    citus: Option<CitusCluster>,
 }
 
 fn from_env(name: &str) -> Option<String> {
@@ -53,13 +56,80 @@ pub(crate) fn source() -> Result<Option<Provider>, String> {
     }
 }
 
+/// The Citus coordinator's URL (or `skip`), the cluster when one was started, and the line
+/// saying where it came from.
+type Citus = (String, Option<CitusCluster>, String);
+
+/// `EVENTLOGS_CITUS_URL`, else a coordinator and two workers from `source` when it has Citus,
+/// else `skip`.
+fn citus(source: Option<Provider>) -> Result<Citus, String> {
+    if let Some(url) = from_env(CITUS_URL_VAR) {
+        return Ok((url, None, format!("xtask: Citus from {CITUS_URL_VAR}")));
+    }
+    match source {
+        Some(source) if citus_available() => {
+            let started = Instant::now();
+            let cluster = CitusCluster::start()
+                .map_err(|e| format!("cannot start a Citus cluster ({}): {e}", describe(source)))?;
+            let line = format!(
+                "xtask: Citus cluster (coordinator on port {}, two workers) started in {:.1} s {}",
+                cluster.coordinator().port(),
+                started.elapsed().as_secs_f64(),
+                match source {
+                    Provider::Docker => "in Docker containers (testcontainers)",
+                    Provider::Local => "from local binaries",
+                }
+            );
+            Ok((cluster.url(), Some(cluster), line))
+        }
+        _ => Ok((
+            "skip".to_owned(),
+            None,
+            "xtask: no Citus here: Citus tests are skipped; install Citus for PostgreSQL or \
+             build the citusdata/citus:13.2 image"
+                .to_owned(),
+        )),
+    }
+}
+
 impl Services {
-    /// Finds or starts the servers, printing which source each came from.
+    /// Finds or starts the servers, printing which source each came from. The Citus cluster
+    /// (three nodes) starts alongside the others.
     pub(crate) fn provision() -> Result<Self, String> {
+        let source = source()?;
+        std::thread::scope(|scope| {
+            let citus = scope.spawn(|| citus(source));
+            let services = Self::provision_servers(source);
+            let citus = citus
+                .join()
+                .unwrap_or_else(|_| Err("starting the Citus cluster panicked".to_owned()));
+            let mut services = services?;
+            let (url, cluster, line) = citus?;
+            println!("{line}");
+            services.citus = cluster;
+            services.env.push((CITUS_URL_VAR, url));
+            match source {
+                Some(source) => {
+                    println!(
+                        "xtask: tests that start their own servers (fault tests) run them {}",
+                        describe(source)
+                    );
+                    services.env.push((TEST_SERVERS_VAR, source.to_string()));
+                    services.env.push((OWN_SERVERS_VAR, "1".to_owned()));
+                }
+                None => println!(
+                    "xtask: no Docker engine and no local binaries: fault tests that start their own servers are skipped"
+                ),
+            }
+            Ok(services)
+        })
+    }
+
+    /// PostgreSQL, Redis and the Redis Cluster.
+    fn provision_servers(source: Option<Provider>) -> Result<Self, String> {
         let mut services = Self::default();
         let database = from_env(DATABASE_URL_VAR);
         let redis = from_env(REDIS_URL_VAR);
-        let source = source()?;
         let start_error = |what: &str, e: &dyn std::fmt::Display| {
             format!(
                 "cannot start {what} ({}): {e}",
@@ -131,19 +201,6 @@ impl Services {
             (CLUSTER_NODES_VAR, cluster),
             (REQUIRE_SERVICES_VAR, "1".to_owned()),
         ];
-        match source {
-            Some(source) => {
-                println!(
-                    "xtask: tests that start their own servers (fault tests) run them {}",
-                    describe(source)
-                );
-                services.env.push((TEST_SERVERS_VAR, source.to_string()));
-                services.env.push((OWN_SERVERS_VAR, "1".to_owned()));
-            }
-            None => println!(
-                "xtask: no Docker engine and no local binaries: fault tests that start their own servers are skipped"
-            ),
-        }
         Ok(services)
     }
 }

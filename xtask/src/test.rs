@@ -1,5 +1,5 @@
-//! `cargo xtask test`: provisions PostgreSQL and Redis, then runs every test of the workspace
-//! against them, including README and doc examples.
+//! `cargo xtask test`: provisions PostgreSQL, Redis and Citus, then runs every test of the
+//! workspace against them, including README and doc examples.
 
 use std::process::Command;
 

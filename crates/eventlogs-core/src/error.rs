@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use crate::{LogId, ParseLogIdError};
+pub use crate::invalid_input::InvalidInput;
+use crate::LogId;
 
 /// A boxed error from a driver or the operating system, kept as the source of [`Error::Unavailable`].
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -158,6 +159,16 @@ pub enum Error {
         subscription: String,
     },
 
+    /// The store cannot do this in its configuration, for example the global feed on a schema
+    /// distributed over a Citus cluster. Nothing was done; not retryable.
+    #[error("{operation} is not supported here: {reason}")]
+    Unsupported {
+        /// What was asked, for example `"the global feed"`.
+        operation: &'static str,
+        /// Why not, and what to do instead.
+        reason: String,
+    },
+
     /// Stored data could not be read back: an event that no longer deserializes into the
     /// event type, or a row that breaks the store's invariants.
     #[error("corrupt data in {log_id} at index {index}: {reason}")]
@@ -207,6 +218,7 @@ impl Error {
             Self::Backend { .. } => "backend",
             Self::Handler { .. } => "handler",
             Self::SubscriptionRunning { .. } => "subscription_running",
+            Self::Unsupported { .. } => "unsupported",
             Self::Corrupt { .. } => "corrupt",
         }
     }
@@ -218,76 +230,6 @@ impl Error {
             source: source.into(),
         }
     }
-}
-
-/// Why a request was refused before anything was written.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum InvalidInput {
-    /// A string that should be a log id is not one.
-    #[error("malformed log id: {0}")]
-    LogId(#[from] ParseLogIdError),
-    /// An event serialized to more bytes than the limit.
-    #[error("event {position} of the request is {size} bytes of JSON, over the limit of {max}")]
-    EventTooLarge {
-        /// Position of the event within the request (0 for a single append).
-        position: usize,
-        /// Its size in bytes.
-        size: usize,
-        /// The limit.
-        max: usize,
-    },
-    /// The metadata serialized to more bytes than the limit.
-    #[error("metadata is {size} bytes of JSON, over the limit of {max}")]
-    MetadataTooLarge {
-        /// Its size in bytes.
-        size: usize,
-        /// The limit.
-        max: usize,
-    },
-    /// A batch holds more events than the limit.
-    #[error("a batch of {count} events is over the limit of {max}")]
-    BatchTooLarge {
-        /// Events in the batch.
-        count: usize,
-        /// The limit.
-        max: usize,
-    },
-    /// A batch's events add up to more bytes than the limit.
-    #[error("a batch of {size} bytes of JSON is over the limit of {max}")]
-    BatchTooManyBytes {
-        /// Total size in bytes.
-        size: usize,
-        /// The limit.
-        max: usize,
-    },
-    /// A batch with no events.
-    #[error("a batch needs at least one event")]
-    EmptyBatch,
-    /// A page larger than the limit was asked for.
-    #[error("a page of {requested} events is over the limit of {max}")]
-    PageTooLarge {
-        /// Events asked for.
-        requested: u32,
-        /// The limit.
-        max: u32,
-    },
-    /// The idempotency key is empty, too long or holds a NUL character.
-    #[error("idempotency key: {reason}")]
-    IdempotencyKey {
-        /// What is wrong with it.
-        reason: &'static str,
-    },
-    /// An event or the metadata could not be serialized to JSON, or holds a NUL character.
-    #[error("cannot serialize: {0}")]
-    Serialize(String),
-    /// A subscription name is empty, longer than 120 bytes or holds characters other than
-    /// ASCII letters, digits, `_`, `-`, `.` and `:`.
-    #[error("invalid subscription name {0:?}")]
-    SubscriptionName(String),
-    /// A configuration value (a schema name, a prefix, a size) is not acceptable.
-    #[error("invalid configuration: {0}")]
-    Config(String),
 }
 
 #[cfg(test)]
@@ -399,6 +341,15 @@ mod tests {
                     source: source(),
                 },
                 "handler",
+                false,
+                false,
+            ),
+            (
+                Error::Unsupported {
+                    operation: "the global feed",
+                    reason: "distributed".into(),
+                },
+                "unsupported",
                 false,
                 false,
             ),

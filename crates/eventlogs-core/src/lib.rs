@@ -9,6 +9,7 @@ mod cache;
 mod entry;
 mod error;
 mod feed;
+mod invalid_input;
 mod limits;
 mod log_id;
 mod manager;

@@ -40,6 +40,15 @@ pub struct PostgresConfig {
     /// `NOTIFY` sent after the appends committed, outside their transactions (default 20 ms;
     /// `None` sends none and subscriptions rely on polling).
     pub notify_interval: Option<Duration>,
+    /// Distribute the schema over a Citus cluster in [`migrate`](PostgresEventStore::migrate)
+    /// (default `false`): connect to the coordinator. A store finds out by itself whether a
+    /// schema is distributed; this only decides whether `migrate` distributes it.
+    pub distributed: bool,
+    /// On a distributed schema, how long a keyed write may hold its key's claim before another
+    /// request with the same key voids it and writes instead (default 2 s). Voiding is always
+    /// safe (the voided write can no longer commit); a shorter grace gets retries of a write
+    /// whose writer died through sooner, a longer one spares slow writers a retry.
+    pub key_claim_grace: Duration,
 }
 
 impl Default for PostgresConfig {
@@ -54,6 +63,8 @@ impl Default for PostgresConfig {
             limits: Limits::default(),
             tls_root_certificates: None,
             notify_interval: Some(Duration::from_millis(20)),
+            distributed: false,
+            key_claim_grace: Duration::from_secs(2),
         }
     }
 }
@@ -81,6 +92,8 @@ impl fmt::Debug for PostgresConfig {
                 &self.tls_root_certificates.as_ref().map(Vec::len),
             )
             .field("notify_interval", &self.notify_interval)
+            .field("distributed", &self.distributed)
+            .field("key_claim_grace", &self.key_claim_grace)
             .finish()
     }
 }
@@ -173,6 +186,20 @@ impl PostgresStoreBuilder {
     /// `None` turns the announcements off, leaving subscriptions to poll.
     pub fn notify_interval(mut self, interval: Option<Duration>) -> Self {
         self.config.notify_interval = interval;
+        self
+    }
+
+    /// Distributes the schema over a Citus cluster when [`migrate`](PostgresEventStore::migrate)
+    /// runs (default `false`); the URL names the coordinator. See the README, "Scaling out".
+    pub fn distributed(mut self, distributed: bool) -> Self {
+        self.config.distributed = distributed;
+        self
+    }
+
+    /// How long a keyed write may hold its key's claim on a distributed schema before a
+    /// request with the same key voids it (default 2 s).
+    pub fn key_claim_grace(mut self, grace: Duration) -> Self {
+        self.config.key_claim_grace = grace;
         self
     }
 

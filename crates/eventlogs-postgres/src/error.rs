@@ -26,14 +26,71 @@ pub(crate) fn classify(error: tokio_postgres::Error) -> Failure {
         return Failure::Other(connection_error(error));
     };
     let code = db.code().clone();
-    if code == SqlState::UNIQUE_VIOLATION {
-        return match db.constraint() {
-            Some(c) if c.starts_with("idempotency_keys") => Failure::KeyTaken,
-            _ => Failure::IndexTaken,
+    let message = db.message().to_owned();
+    if let Some(constraint) = unique_violation(&code, db.constraint(), &message) {
+        return match constraint.as_str() {
+            "idempotency_keys_pkey" | "log_keys_pkey" => Failure::KeyTaken,
+            "events_pkey" => Failure::IndexTaken,
+            _ => Failure::Other(Error::Backend {
+                service: SERVICE,
+                source: Box::new(error),
+            }),
         };
     }
-    let message = db.message().to_owned();
+    if code == SqlState::INTERNAL_ERROR && is_worker_failure(&message) {
+        return Failure::Other(Error::Unavailable {
+            service: SERVICE,
+            source: Box::new(error),
+        });
+    }
     Failure::Other(map_code(&code, &message, Box::new(error)))
+}
+
+/// The message Citus passes on for a unique violation on a worker, sometimes as `XX000`.
+const DUPLICATE_KEY: &str = "duplicate key value violates unique constraint \"";
+
+/// The name of the unique constraint a statement violated, without a Citus shard suffix
+/// (`events_pkey_102021` is `events_pkey`), or `None` when it is not a unique violation.
+///
+/// PostgreSQL reports `23505` with the constraint's name in its own field. Through a Citus
+/// coordinator the field is empty, the name (of the shard's constraint) is only in the
+/// message, and a violation inside a multi-shard statement arrives as `XX000`.
+fn unique_violation(code: &SqlState, field: Option<&str>, message: &str) -> Option<String> {
+    let in_message = message
+        .strip_prefix(DUPLICATE_KEY)
+        .and_then(|rest| rest.split_once('"'))
+        .map(|(name, _)| name);
+    if *code != SqlState::UNIQUE_VIOLATION
+        && !(*code == SqlState::INTERNAL_ERROR && in_message.is_some())
+    {
+        return None;
+    }
+    let name = field.or(in_message)?;
+    let unsuffixed = match name.rsplit_once('_') {
+        Some((base, shard)) if !shard.is_empty() && shard.bytes().all(|b| b.is_ascii_digit()) => {
+            base
+        }
+        _ => name,
+    };
+    Some(unsuffixed.to_owned())
+}
+
+/// Whether an `XX000` from a Citus coordinator says a worker failed or could not be reached:
+/// the statement may pass once the worker is back (a write may also have committed: retry it
+/// with its idempotency key).
+fn is_worker_failure(message: &str) -> bool {
+    [
+        "unexpected postmaster exit",
+        "failure on connection marked as essential",
+        "connection to the remote node",
+        "could not establish any connections to the node",
+        "terminating connection",
+        "server closed the connection unexpectedly",
+        "the database system is starting up",
+        "the database system is shutting down",
+    ]
+    .iter()
+    .any(|fragment| message.contains(fragment))
 }
 
 /// SQLSTATEs that may pass: the server is restarting, overloaded or busy with a conflicting
@@ -186,6 +243,75 @@ pub(crate) fn statement_timeout(after: Duration) -> Error {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    /// What a Citus coordinator passes on: shard-suffixed names in the message only, `XX000`
+    /// for a violation in a multi-shard statement, worker failures as `XX000` text.
+    #[test]
+    fn citus_unique_violations_and_worker_failures_are_recognised() {
+        let unique = SqlState::UNIQUE_VIOLATION;
+        let internal = SqlState::INTERNAL_ERROR;
+        let message =
+            |name: &str| format!("duplicate key value violates unique constraint \"{name}\"");
+        for (code, field, msg, expected) in [
+            (
+                &unique,
+                Some("events_pkey"),
+                message("events_pkey"),
+                Some("events_pkey"),
+            ),
+            (
+                &unique,
+                None,
+                message("events_pkey_102021"),
+                Some("events_pkey"),
+            ),
+            (
+                &unique,
+                None,
+                message("idempotency_keys_pkey_102064"),
+                Some("idempotency_keys_pkey"),
+            ),
+            (
+                &internal,
+                None,
+                message("idempotency_keys_pkey_102061"),
+                Some("idempotency_keys_pkey"),
+            ),
+            (
+                &internal,
+                None,
+                message("log_keys_pkey_102200"),
+                Some("log_keys_pkey"),
+            ),
+            (
+                &unique,
+                None,
+                message("events_pkey_x1"),
+                Some("events_pkey_x1"),
+            ),
+            (&internal, None, "something else".to_owned(), None),
+            (
+                &SqlState::CHECK_VIOLATION,
+                None,
+                message("events_pkey"),
+                None,
+            ),
+        ] {
+            assert_eq!(
+                unique_violation(code, field, &msg).as_deref(),
+                expected,
+                "{code:?} {field:?} {msg}"
+            );
+        }
+        for worker_down in [
+            "terminating connection due to unexpected postmaster exit",
+            "failure on connection marked as essential: 127.0.0.1:5703",
+            "connection to the remote node postgres@127.0.0.1:5703 failed with the following error: Connection refused",
+        ] {
+            assert!(is_worker_failure(worker_down), "{worker_down}");
+        }
+        assert!(!is_worker_failure("could not create distributed plan"));
+    }
 
     /// Every SQLSTATE `map_code` names: (code, kind, retryable).
     fn table() -> Vec<(SqlState, &'static str, bool)> {

@@ -13,9 +13,14 @@ use crate::store::PostgresEventStore;
 /// `pg_snapshot_xmin(pg_current_snapshot())`. Rows below that watermark are all committed (or
 /// gone with an abort), and any row committed later has a larger id than every row already
 /// read. Writers take no lock and send no `NOTIFY` for this.
+///
+/// On a schema distributed over a Citus cluster, transaction ids and positions exist per
+/// worker only, so this order does not exist there: the feed is refused with
+/// [`Error::Unsupported`] rather than skipping events.
 #[async_trait]
 impl EventFeed for PostgresEventStore {
     async fn read_feed(&self, after: FeedPosition, max: u32) -> Result<Vec<FeedEvent>> {
+        self.refuse_on_distributed("the global feed").await?;
         let (transaction, sequence) = rows::position_params(after);
         let limit = i64::from(max);
         let found = self
@@ -40,6 +45,7 @@ impl EventFeed for PostgresEventStore {
     }
 
     async fn head(&self) -> Result<FeedPosition> {
+        self.refuse_on_distributed("the global feed").await?;
         let found = self.rows(&self.statements().feed_head, &[]).await?;
         match found.map_err(query_error)?.first() {
             Some(row) => rows::feed_position(row, 0, "feed head"),

@@ -14,15 +14,19 @@
 //! # Ok(()) }
 //! ```
 
+mod append;
+mod citus;
 mod config;
 mod connect;
 mod error;
 mod feed;
+mod migrate;
 mod notifier;
 mod rows;
 mod schema;
 mod sql;
 mod store;
+mod stream;
 mod subscription;
 mod subscription_sql;
 #[cfg(feature = "tls")]

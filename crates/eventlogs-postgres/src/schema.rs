@@ -64,6 +64,24 @@ CREATE TABLE {schema}.subscriptions (
 );
 "#,
     },
+    Migration {
+        version: 4,
+        description: "keyed writes on a distributed schema: claim attempts and per-log key records",
+        sql: r#"
+ALTER TABLE {schema}.idempotency_keys ADD COLUMN attempt uuid;
+CREATE TABLE {schema}.log_keys (
+    log_id       uuid        NOT NULL,
+    key          text        NOT NULL,
+    first_index  bigint      NOT NULL,
+    event_count  integer     NOT NULL,
+    request_hash bigint      NOT NULL,
+    attempt      uuid        NOT NULL,
+    state        text        NOT NULL CHECK (state IN ('done', 'void')),
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (log_id, key)
+);
+"#,
+    },
 ];
 
 /// The bookkeeping table every migration run creates first.

@@ -1,31 +1,28 @@
 //! `PostgresEventStore`: the `EventStore` on PostgreSQL.
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
+use std::sync::atomic::AtomicU8;
 use std::sync::Arc;
-use std::task::{Context, Poll};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Object, Pool};
 use eventlogs_core::{
     AppendRequest, Appended, Error, EventStore, Limits, LogId, RawEvent, RawEventStream, Result,
-    StoredKey, Timestamp,
 };
-use futures::Stream;
-use tokio::time::{Instant, Sleep};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Row, RowStream};
-use tracing::Instrument;
+use tokio_postgres::Row;
+
+use crate::citus::{CitusStatements, Layout};
 
 use crate::config::{redact, PostgresConfig, PostgresStoreBuilder};
 use crate::connect::Connector;
-use crate::error::{classify, pool_error, query_error, statement_timeout, Failure};
+use crate::error::{pool_error, query_error, statement_timeout};
 use crate::notifier::{self, Notifier};
 use crate::rows;
-use crate::schema::{quote_schema, MIGRATIONS, MIGRATIONS_TABLE};
+use crate::schema::quote_schema;
 use crate::sql::Statements;
+use crate::stream::Rows;
 use crate::subscription_sql::SubscriptionStatements;
 
 /// An [`EventStore`] on PostgreSQL.
@@ -42,6 +39,11 @@ pub struct PostgresEventStore {
 struct Inner {
     pool: Pool,
     sql: Statements,
+    /// The statements of a schema distributed over a Citus cluster.
+    citus: CitusStatements,
+    /// Whether the schema is distributed (`Layout` as a number, 0 while unknown), found out by
+    /// the first call that needs it and again after `migrate`.
+    layout: AtomicU8,
     config: PostgresConfig,
     schema: String,
     /// Opens connections outside the pool; `None` for a store built on an existing pool.
@@ -70,7 +72,7 @@ impl fmt::Debug for PostgresEventStore {
 
 /// Drops a connection that may still be busy with a statement that passed its deadline, so it
 /// is never reused.
-fn discard(client: Object, after: Duration) -> Error {
+pub(crate) fn discard(client: Object, after: Duration) -> Error {
     drop(Object::take(client));
     tracing::warn!(timeout = ?after, "postgres statement timed out; connection discarded");
     statement_timeout(after)
@@ -96,6 +98,8 @@ impl PostgresEventStore {
         Self {
             inner: Arc::new(Inner {
                 sql: Statements::new(&schema),
+                citus: CitusStatements::new(&schema),
+                layout: AtomicU8::new(0),
                 pool,
                 config,
                 schema,
@@ -149,6 +153,29 @@ impl PostgresEventStore {
         &self.inner.sql
     }
 
+    /// The statements of a distributed schema.
+    pub(crate) fn citus_statements(&self) -> &CitusStatements {
+        &self.inner.citus
+    }
+
+    /// The schema name, quoted, as spliced into statements.
+    pub(crate) fn quoted_schema(&self) -> &str {
+        &self.inner.schema
+    }
+
+    /// Where the layout is kept.
+    pub(crate) fn layout_cell(&self) -> &AtomicU8 {
+        &self.inner.layout
+    }
+
+    /// Tells live subscriptions that appends committed (at most one `NOTIFY` per interval,
+    /// sent by a background task, never in the append's transaction).
+    pub(crate) fn announce(&self) {
+        if let Some(notifier) = &self.inner.notifier {
+            notifier.touch(&self.inner.pool);
+        }
+    }
+
     /// The configuration the store was built with.
     #[must_use]
     pub fn config(&self) -> &PostgresConfig {
@@ -182,194 +209,15 @@ impl PostgresEventStore {
             Err(_) => Err(discard(client, after)),
         }
     }
-
-    /// Creates or upgrades the schema: applies every pending [`MIGRATIONS`] entry in one
-    /// transaction under an advisory lock, so concurrent calls from several processes are safe
-    /// and a second call does nothing.
-    pub async fn migrate(&self) -> Result<()> {
-        let span =
-            tracing::info_span!("eventlogs.postgres.migrate", schema = %self.inner.config.schema);
-        self.try_migrate().instrument(span).await
-    }
-
-    async fn try_migrate(&self) -> Result<()> {
-        let mut client = self.client().await?;
-        let schema = &self.inner.schema;
-        let tx = client.transaction().await.map_err(query_error)?;
-        let lock = format!("eventlogs.migrate.{}", self.inner.config.schema);
-        tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&lock])
-            .await
-            .map_err(query_error)?;
-        tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
-            .await
-            .map_err(query_error)?;
-        tx.batch_execute(&MIGRATIONS_TABLE.replace("{schema}", schema))
-            .await
-            .map_err(query_error)?;
-        let current: Option<i32> = tx
-            .query_one(
-                &format!("SELECT max(version) FROM {schema}.schema_migrations"),
-                &[],
-            )
-            .await
-            .map_err(query_error)?
-            .get(0);
-        for migration in MIGRATIONS.iter().filter(|m| Some(m.version) > current) {
-            tx.batch_execute(&migration.sql.replace("{schema}", schema))
-                .await
-                .map_err(query_error)?;
-            tx.execute(
-                &format!(
-                    "INSERT INTO {schema}.schema_migrations (version, description) VALUES ($1, $2)"
-                ),
-                &[&migration.version, &migration.description],
-            )
-            .await
-            .map_err(query_error)?;
-            tracing::info!(version = migration.version, "applied migration");
-        }
-        tx.commit().await.map_err(query_error)
-    }
-
-    async fn key_record(&self, key: &str) -> Result<Option<StoredKey>> {
-        let rows = self
-            .rows(&self.inner.sql.key, &[&key])
-            .await?
-            .map_err(query_error)?;
-        rows.first()
-            .map(|r| rows::key_record(r, 0))
-            .transpose()
-            .map(Option::flatten)
-    }
-
-    async fn log_exists(&self, log_id: &LogId) -> Result<bool> {
-        let rows = self
-            .rows(&self.inner.sql.log_exists, &[&rows::uuid(log_id)])
-            .await?
-            .map_err(query_error)?;
-        Ok(rows.first().is_some_and(|r| r.get(0)))
-    }
-
-    /// Runs the append statement that fits the request: without a key, a plain conditional
-    /// INSERT (one event, or `unnest` for a batch); with a key, the statement that also checks
-    /// and stores the key.
-    async fn insert(
-        &self,
-        request: &AppendRequest,
-    ) -> Result<Result<Inserted, tokio_postgres::Error>> {
-        let uuid = rows::uuid(&request.log_id());
-        let expected = i64::try_from(request.expected_index()).unwrap_or(i64::MAX);
-        let metadata = request.metadata();
-        let sql = &self.inner.sql;
-        let events = request.events();
-        let Some(key) = request.idempotency_key() else {
-            let rows = if events.len() == 1 {
-                self.rows(
-                    &sql.append_one,
-                    &[&uuid, &expected, &events[0].json(), &metadata],
-                )
-                .await?
-            } else {
-                let payloads: Vec<&str> = events.iter().map(|e| e.json()).collect();
-                self.rows(&sql.append_many, &[&uuid, &expected, &payloads, &metadata])
-                    .await?
-            };
-            return Ok(rows.map(|rows| match rows.first() {
-                Some(row) => Inserted::Events {
-                    count: rows.len() as u32,
-                    recorded_at: row.get(0),
-                },
-                None => Inserted::PreviousMissing,
-            }));
-        };
-        let payloads: Vec<&str> = events.iter().map(|e| e.json()).collect();
-        let hash = request.request_hash() as i64;
-        let rows = self
-            .rows(
-                &sql.append,
-                &[&uuid, &expected, &payloads, &metadata, &key, &hash],
-            )
-            .await?;
-        Ok(rows.and_then(|rows| {
-            let Some(row) = rows.first() else {
-                return Ok(Inserted::PreviousMissing);
-            };
-            let count: i64 = row.try_get(0)?;
-            Ok(if count > 0 {
-                Inserted::Events {
-                    count: u32::try_from(count).unwrap_or(u32::MAX),
-                    recorded_at: row.try_get(1)?,
-                }
-            } else {
-                match rows::key_record(row, 2) {
-                    Ok(Some(used)) => Inserted::KeyUsed(used),
-                    Ok(None) => Inserted::PreviousMissing,
-                    Err(error) => Inserted::Unreadable(error),
-                }
-            })
-        }))
-    }
-}
-
-/// What an append statement did.
-enum Inserted {
-    /// Wrote `count` events committed at `recorded_at`.
-    Events { count: u32, recorded_at: SystemTime },
-    /// Wrote nothing: the key was already stored.
-    KeyUsed(StoredKey),
-    /// Wrote nothing: the index before the expected one does not exist.
-    PreviousMissing,
-    /// The statement's answer could not be decoded.
-    Unreadable(Error),
 }
 
 #[async_trait]
 impl EventStore for PostgresEventStore {
     async fn append(&self, request: &AppendRequest) -> Result<Appended> {
         request.validate(&self.inner.config.limits)?;
-        let log_id = request.log_id();
-        let inserted = match self.insert(request).await? {
-            Ok(inserted) => inserted,
-            Err(error) => {
-                return Err(match classify(error) {
-                    Failure::IndexTaken => Error::ConcurrentAppend {
-                        log_id,
-                        index: request.expected_index(),
-                    },
-                    Failure::KeyTaken => {
-                        // Another transaction stored the key and committed first.
-                        let key = request.idempotency_key().unwrap_or_default();
-                        match self.key_record(key).await? {
-                            Some(used) => request.key_already_used(&used),
-                            None => Error::unavailable("postgres", "idempotency key race; retry"),
-                        }
-                    }
-                    Failure::Other(error) => error,
-                });
-            }
-        };
-        match inserted {
-            Inserted::Events { count, recorded_at } => {
-                if let Some(notifier) = &self.inner.notifier {
-                    notifier.touch(&self.inner.pool);
-                }
-                Ok(Appended {
-                    log_id,
-                    first_index: request.first_index(),
-                    count,
-                    recorded_at: Timestamp::from_system_time(recorded_at),
-                })
-            }
-            Inserted::KeyUsed(used) => Err(request.key_already_used(&used)),
-            Inserted::Unreadable(error) => Err(error),
-            Inserted::PreviousMissing => Err(if self.log_exists(&log_id).await? {
-                Error::IndexGap {
-                    log_id,
-                    index: request.expected_index(),
-                }
-            } else {
-                Error::LogNotFound { log_id }
-            }),
+        match self.layout().await? {
+            Layout::Single => self.append_single(request).await,
+            Layout::Distributed => self.append_distributed(request).await,
         }
     }
 
@@ -408,95 +256,10 @@ impl EventStore for PostgresEventStore {
             Err(_) => return Err(discard(client, timeout)),
         };
         // The pooled connection travels with the stream and returns to the pool when it ends.
-        Ok(Box::pin(Rows {
-            log_id: *log_id,
-            client: Some(client),
-            rows: Box::pin(rows),
-            timeout,
-            idle: None,
-            waiting: false,
-            done: false,
-        }))
+        Ok(Box::pin(Rows::new(*log_id, client, rows, timeout)))
     }
 
     fn limits(&self) -> &Limits {
         &self.inner.config.limits
-    }
-}
-
-/// The deadline of a wait whose timeout does not fit the clock (as Tokio uses: 30 years).
-const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
-
-/// The rows of a `stream` query as events, each awaited within the statement timeout.
-///
-/// The deadline counts from the moment the consumer waits for a row that has not arrived; a
-/// row already received is returned without reading the clock or touching a timer. One timer
-/// per stream is re-armed when a wait begins (later deadlines only update it in place).
-struct Rows {
-    log_id: LogId,
-    /// The pooled connection; `None` once discarded after a timeout.
-    client: Option<Object>,
-    rows: Pin<Box<RowStream>>,
-    timeout: Duration,
-    /// The idle deadline, created at the first wait.
-    idle: Option<Pin<Box<Sleep>>>,
-    /// Whether `idle` is armed for the current wait.
-    waiting: bool,
-    done: bool,
-}
-
-impl Stream for Rows {
-    type Item = Result<RawEvent>;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = self.get_mut();
-        if this.done {
-            return Poll::Ready(None);
-        }
-        match this.rows.as_mut().poll_next(cx) {
-            Poll::Ready(Some(Ok(row))) => {
-                this.waiting = false;
-                Poll::Ready(Some(rows::event(&this.log_id, &row)))
-            }
-            Poll::Ready(Some(Err(e))) => {
-                this.done = true;
-                Poll::Ready(Some(Err(query_error(e))))
-            }
-            Poll::Ready(None) => {
-                this.done = true;
-                // Back to the pool as soon as the last row is read.
-                this.client = None;
-                Poll::Ready(None)
-            }
-            Poll::Pending => {
-                if !this.waiting {
-                    this.waiting = true;
-                    let now = Instant::now();
-                    // As `tokio::time::timeout` does for a deadline past the clock's range.
-                    let deadline = now
-                        .checked_add(this.timeout)
-                        .or_else(|| now.checked_add(FAR_FUTURE))
-                        .unwrap_or(now);
-                    match &mut this.idle {
-                        Some(idle) => idle.as_mut().reset(deadline),
-                        None => this.idle = Some(Box::pin(tokio::time::sleep_until(deadline))),
-                    }
-                }
-                let Some(idle) = &mut this.idle else {
-                    return Poll::Pending;
-                };
-                match idle.as_mut().poll(cx) {
-                    Poll::Pending => Poll::Pending,
-                    Poll::Ready(()) => {
-                        this.done = true;
-                        let error = match this.client.take() {
-                            Some(object) => discard(object, this.timeout),
-                            None => statement_timeout(this.timeout),
-                        };
-                        Poll::Ready(Some(Err(error)))
-                    }
-                }
-            }
-        }
     }
 }

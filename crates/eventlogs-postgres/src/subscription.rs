@@ -86,11 +86,13 @@ impl SubscriptionStore for PostgresEventStore {
     type Claim = PostgresClaim;
 
     async fn claim(&self, name: &SubscriptionName) -> Result<Option<PostgresClaim>> {
+        self.refuse_on_distributed("subscriptions").await?;
         let span = tracing::debug_span!("eventlogs.postgres.claim", subscription = %name);
         self.try_claim(name).instrument(span).await
     }
 
     async fn checkpoint(&self, name: &SubscriptionName) -> Result<FeedPosition> {
+        self.refuse_on_distributed("subscriptions").await?;
         let sql = &self.subscription_statements().checkpoint;
         let rows = self
             .rows(sql, &[&name.as_str()])
@@ -102,6 +104,7 @@ impl SubscriptionStore for PostgresEventStore {
     }
 
     async fn lag(&self, name: &SubscriptionName) -> Result<Lag> {
+        self.refuse_on_distributed("subscriptions").await?;
         let sql = &self.subscription_statements().lag;
         let rows = self
             .rows(sql, &[&name.as_str()])

@@ -51,12 +51,20 @@ fn op(faults: bool) -> BoxedStrategy<Op> {
     .boxed()
 }
 
-/// What a key was first used for: (create?, slot unless create, amounts) identifies the request.
+/// What a key was first used for: the events it wrote, on which log, from which index.
 #[derive(Debug, Clone, PartialEq)]
 struct Used {
-    request: (bool, Option<usize>, Vec<i64>),
+    amounts: Vec<i64>,
     slot: usize,
     first: u32,
+}
+
+impl Used {
+    /// The rule of `AppendRequest::key_already_used`: the same events replay when the request
+    /// names the same log or creates a log (index 0); anything else conflicts.
+    fn replayed_by(&self, slot: usize, at: u64, amounts: &[i64]) -> bool {
+        self.amounts == amounts && (at == 0 || self.slot == slot)
+    }
 }
 
 /// Runs 48 random sequences of up to 40 steps (shrinking a failure to a minimal sequence).
@@ -118,7 +126,6 @@ async fn run(pair: &Pair, inject: Option<&FaultInjector>, ops: Vec<Op>) -> Resul
                 let log = ids[*slot];
                 let len = model.get(slot).map_or(0, Vec::len) as u64;
                 let at = if *stale && len > 0 { len - 1 } else { len };
-                let request = (at == 0, (at > 0).then_some(*slot), amounts.clone());
                 let mut opts = AppendOptions::default();
                 if let Some(k) = key {
                     opts = opts.idempotency_key(keys[*k].clone());
@@ -137,16 +144,17 @@ async fn run(pair: &Pair, inject: Option<&FaultInjector>, ops: Vec<Op>) -> Resul
                             count,
                             ..
                         }),
-                    ) if u.request == request => {
+                    ) if u.replayed_by(*slot, at, amounts) => {
                         if (log_id, first_index, count as usize)
-                            != (ids[u.slot], u.first, u.request.2.len())
+                            != (ids[u.slot], u.first, u.amounts.len())
                         {
                             return fail(format!(
                                 "replay names {log_id} {first_index} {count}, model {u:?}"
                             ));
                         }
                     }
-                    (Some(u), Err(Error::IdempotencyConflict { .. })) if u.request != request => {}
+                    (Some(u), Err(Error::IdempotencyConflict { .. }))
+                        if !u.replayed_by(*slot, at, amounts) => {}
                     (Some(u), got) => return fail(format!("key used by {u:?}, got {got:?}")),
                     (None, Err(Error::ConcurrentAppend { index, .. }))
                         if at < len && index == at => {}
@@ -159,7 +167,7 @@ async fn run(pair: &Pair, inject: Option<&FaultInjector>, ops: Vec<Op>) -> Resul
                             used.insert(
                                 *k,
                                 Used {
-                                    request,
+                                    amounts: amounts.clone(),
                                     slot: *slot,
                                     first: len as u32,
                                 },

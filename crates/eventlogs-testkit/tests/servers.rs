@@ -1,6 +1,8 @@
 //! The throwaway-server handles work on either provider: restart keeps data, kill and pause
 //! break clients until restart and resume, the cluster spans all slots, and nothing is left
 //! behind (no process or file locally, no container on Docker, also when the owner is killed).
+//! A Citus cluster spreads a distributed table over its workers, and a killed or paused worker
+//! fails or holds only the writes to its own shards.
 #![allow(clippy::unwrap_used)]
 
 use std::path::PathBuf;
@@ -9,8 +11,8 @@ use std::time::Duration;
 
 use eventlogs_testkit::servers::resp::{command, Reply};
 use eventlogs_testkit::servers::{
-    leftover_containers, local_binaries_available, own_servers, provider, run_locally, session_id,
-    PostgresServer, Provider, RedisCluster, RedisServer,
+    citus_available, leftover_containers, local_binaries_available, own_servers, provider,
+    run_locally, session_id, CitusCluster, PostgresServer, Provider, RedisCluster, RedisServer,
 };
 
 /// Whether to run a test of the handles: a provider exists, or fail when xtask says one must.
@@ -397,5 +399,223 @@ fn docker_containers_of_a_sigkilled_test_process_are_removed_within_30_s() {
     eprintln!(
         "containers removed {:?} after the SIGKILL",
         killed.elapsed()
+    );
+}
+
+/// Whether to run a Citus test: a provider is available (or fail as `servers` does) and it can
+/// start Citus; skips with a message otherwise.
+fn citus() -> bool {
+    if !servers() {
+        return false;
+    }
+    let available = citus_available();
+    if !available {
+        eprintln!(
+            "skipping: no Citus on this provider (install Citus for the local PostgreSQL, or \
+             build the citusdata/citus:13.2 image for Docker)"
+        );
+    }
+    available
+}
+
+async fn start_citus() -> CitusCluster {
+    let started = std::time::Instant::now();
+    let cluster = tokio::task::spawn_blocking(CitusCluster::start)
+        .await
+        .unwrap()
+        .unwrap();
+    eprintln!(
+        "Citus cluster ({}, 2 workers) started in {:?}",
+        cluster.provider(),
+        started.elapsed()
+    );
+    cluster
+}
+
+/// Creates `t (k int PRIMARY KEY, v int)` distributed by `k`, and finds `n` keys whose shard
+/// each worker holds (by the node names `citus_shards` reports).
+async fn distributed_table(
+    client: &tokio_postgres::Client,
+    cluster: &CitusCluster,
+    n: usize,
+) -> Vec<Vec<i32>> {
+    client
+        .batch_execute(
+            "CREATE TABLE t (k int PRIMARY KEY, v int); SELECT create_distributed_table('t', 'k')",
+        )
+        .await
+        .unwrap();
+    let names: Vec<(String, u16)> = cluster.workers().iter().map(|w| w.node_name()).collect();
+    let mut keys = vec![Vec::new(); names.len()];
+    for k in 0..1000 {
+        let row = client
+            .query_one(
+                &format!(
+                    "SELECT nodename::text, nodeport::int FROM citus_shards \
+                     WHERE shardid = get_shard_id_for_distribution_column('t', {k})"
+                ),
+                &[],
+            )
+            .await
+            .unwrap();
+        let name = (
+            row.get::<_, String>(0),
+            u16::try_from(row.get::<_, i32>(1)).unwrap(),
+        );
+        let worker = names
+            .iter()
+            .position(|n| *n == name)
+            .unwrap_or_else(|| panic!("{name:?} is not one of the workers {names:?}"));
+        if keys[worker].len() < n {
+            keys[worker].push(k);
+        }
+        if keys.iter().all(|k| k.len() == n) {
+            break;
+        }
+    }
+    keys
+}
+
+async fn insert(client: &tokio_postgres::Client, k: i32) -> Result<u64, tokio_postgres::Error> {
+    let insert = format!("INSERT INTO t VALUES ({k}, {k})");
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        client.execute(insert.as_str(), &[]),
+    )
+    .await
+    .expect("an insert through the coordinator answers within 60 s")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn citus_cluster_spreads_a_table_over_both_workers_and_a_paused_worker_holds_its_reads() {
+    if !citus() {
+        return;
+    }
+    let cluster = start_citus().await;
+    let client = connect(&cluster.url()).await.unwrap();
+    let keys = distributed_table(&client, &cluster, 1).await;
+    for k in 0..40 {
+        insert(&client, k).await.unwrap();
+    }
+    let placements: std::collections::HashSet<(String, u16)> = client
+        .query(
+            "SELECT DISTINCT nodename::text, nodeport::int FROM citus_shards \
+             WHERE table_name = 't'::regclass",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), u16::try_from(r.get::<_, i32>(1)).unwrap()))
+        .collect();
+    let workers: std::collections::HashSet<(String, u16)> =
+        cluster.workers().iter().map(|w| w.node_name()).collect();
+    assert_eq!(placements, workers, "shards are placed on both workers");
+    let count: i64 = client
+        .query_one("SELECT count(*) FROM t", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(count, 40);
+
+    {
+        let on_first = keys[0][0];
+        cluster.workers()[0].pause();
+        let query = format!("SELECT v FROM t WHERE k = {on_first}");
+        let read = client.query_one(query.as_str(), &[]);
+        tokio::pin!(read);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(500), &mut read)
+                .await
+                .is_err(),
+            "paused worker: the read of its shard hangs"
+        );
+        cluster.workers()[0].resume();
+        let row = tokio::time::timeout(Duration::from_secs(30), read)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            row.get::<_, i32>(0),
+            on_first,
+            "resumed: the same read completes"
+        );
+    }
+
+    let dirs: Vec<PathBuf> = (cluster.workers().iter().chain([cluster.coordinator()]))
+        .filter_map(|n| n.dir().map(PathBuf::from))
+        .collect();
+    let ids: Vec<String> = (cluster.workers().iter().chain([cluster.coordinator()]))
+        .filter_map(|n| n.container_id().map(str::to_owned))
+        .collect();
+    let network = cluster.network().map(str::to_owned);
+    drop(client);
+    tokio::task::spawn_blocking(move || drop(cluster))
+        .await
+        .unwrap();
+    assert!(dirs.iter().all(|d| !d.exists()), "files removed: {dirs:?}");
+    if !ids.is_empty() {
+        let left = leftover_containers(&session_id()).unwrap();
+        assert!(
+            ids.iter().all(|id| !left.contains(id)),
+            "containers removed: {left:?}"
+        );
+    }
+    if let Some(network) = network {
+        let inspect = Command::new("docker")
+            .args(["network", "inspect", &network])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+        assert!(
+            !inspect.is_ok_and(|s| s.success()),
+            "the network {network} was removed"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn citus_killed_worker_fails_only_its_shards_until_restart() {
+    if !citus() {
+        return;
+    }
+    let mut cluster = start_citus().await;
+    let client = connect(&cluster.url()).await.unwrap();
+    // A dead worker's host may not answer at all (a stopped container's name); fail fast.
+    client
+        .batch_execute("SET citus.node_connection_timeout = 5000")
+        .await
+        .unwrap();
+    let keys = distributed_table(&client, &cluster, 2).await;
+    let (first, second) = (&keys[0], &keys[1]);
+    insert(&client, first[0]).await.unwrap();
+    insert(&client, second[0]).await.unwrap();
+
+    cluster.worker_mut(0).kill();
+    assert!(
+        insert(&client, first[1]).await.is_err(),
+        "a write to the killed worker's shard fails"
+    );
+    insert(&client, second[1])
+        .await
+        .expect("a write to the other worker's shard succeeds");
+
+    tokio::task::block_in_place(|| cluster.worker_mut(0).restart()).unwrap();
+    let client = connect(&cluster.url()).await.unwrap();
+    insert(&client, first[1])
+        .await
+        .expect("after restart, the worker's shards take writes again");
+    let rows: Vec<i32> = client
+        .query("SELECT k FROM t ORDER BY k", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut expected = vec![first[0], first[1], second[0], second[1]];
+    expected.sort_unstable();
+    assert_eq!(
+        rows, expected,
+        "committed rows survive the worker's SIGKILL"
     );
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use eventlogs::postgres::PostgresEventStore;
 use eventlogs::redis::{RedisCacheBuilder, RedisReductionCache};
 use eventlogs::{EventStore, LogId, ReductionCache};
-use eventlogs_testkit::servers::{cluster_nodes, database_url, redis_url};
+use eventlogs_testkit::servers::{citus_url, cluster_nodes, database_url, redis_url};
 
 async fn store() -> Option<Arc<dyn EventStore>> {
     let store = PostgresEventStore::builder(database_url()?)
@@ -52,4 +52,23 @@ mod postgres_and_redis {
 
 mod postgres_and_redis_cluster {
     eventlogs_testkit::log_manager_suite!(super::with_cluster());
+}
+
+/// The same suite on a schema distributed over a Citus cluster.
+async fn citus_with_redis() -> Option<(Arc<dyn EventStore>, Arc<dyn ReductionCache>)> {
+    let store = PostgresEventStore::builder(citus_url()?)
+        .schema("eventlogs_citus")
+        .distributed(true)
+        .build()
+        .unwrap();
+    store.migrate().await.unwrap();
+    let url = redis_url()?;
+    Some((
+        Arc::new(store),
+        cache(RedisReductionCache::builder(url)).await,
+    ))
+}
+
+mod citus_and_redis {
+    eventlogs_testkit::log_manager_suite!(super::citus_with_redis());
 }

@@ -6,6 +6,8 @@ pub const DATABASE_URL_VAR: &str = "EVENTLOGS_DATABASE_URL";
 pub const REDIS_URL_VAR: &str = "EVENTLOGS_REDIS_URL";
 /// Comma-separated `host:port` list of a Redis Cluster's masters.
 pub const CLUSTER_NODES_VAR: &str = "EVENTLOGS_REDIS_CLUSTER_NODES";
+/// PostgreSQL URL of a Citus cluster's coordinator (database with the `citus` extension).
+pub const CITUS_URL_VAR: &str = "EVENTLOGS_CITUS_URL";
 /// `1`: a test whose server is missing fails instead of skipping.
 pub const REQUIRE_SERVICES_VAR: &str = "EVENTLOGS_REQUIRE_SERVICES";
 /// `1`: tests that start their own servers (fault tests) must run: a provider is available.
@@ -102,4 +104,19 @@ pub fn cluster_nodes() -> Option<Vec<String>> {
         return None;
     }
     service(CLUSTER_NODES_VAR, "a Redis Cluster").map(|v| v.split(',').map(str::to_owned).collect())
+}
+
+/// The coordinator URL of the Citus cluster to test against, or `None` (skip). The value
+/// `skip` skips even when services are required (xtask sets it, saying why, where it can
+/// start no cluster).
+#[must_use]
+pub fn citus_url() -> Option<String> {
+    if std::env::var(CITUS_URL_VAR).is_ok_and(|v| v == "skip") {
+        eprintln!(
+            "skipping: no Citus cluster here (Citus tests need Citus for the local PostgreSQL \
+             or the citusdata/citus:13.2 image)"
+        );
+        return None;
+    }
+    service(CITUS_URL_VAR, "a Citus cluster")
 }

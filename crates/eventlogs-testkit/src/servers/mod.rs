@@ -1,5 +1,5 @@
-//! Throwaway PostgreSQL and Redis servers for tests, fault tests and xtask, from a [`Provider`]:
-//! Docker containers (through the `testcontainers` crate) or local binaries.
+//! Throwaway PostgreSQL and Redis servers and Citus clusters for tests, fault tests and xtask,
+//! from a [`Provider`]: Docker containers (through the `testcontainers` crate) or local binaries.
 //!
 //! Each server listens on a free port of 127.0.0.1 that it keeps across restarts, and has
 //! handles to `kill`, `pause`, `resume` and `restart` it, the same on both providers. A local
@@ -13,6 +13,7 @@
 //! inside theirs (containers are driven from a thread of their own).
 
 mod certs;
+mod citus;
 mod container;
 mod env;
 mod pgwire;
@@ -24,11 +25,12 @@ mod redis;
 pub mod resp;
 
 pub use certs::{certificates, openssl_available};
+pub use citus::{citus_available, CitusCluster, CitusNode};
 pub use container::{docker_available, leftover_containers, session_id, SESSION_LABEL};
 pub use env::{
-    cluster_nodes, database_url, own_servers, own_servers_required, redis_url, run_locally,
-    services_required, CLUSTER_NODES_VAR, DATABASE_URL_VAR, OWN_SERVERS_VAR, REDIS_URL_VAR,
-    REQUIRE_SERVICES_VAR,
+    citus_url, cluster_nodes, database_url, own_servers, own_servers_required, redis_url,
+    run_locally, services_required, CITUS_URL_VAR, CLUSTER_NODES_VAR, DATABASE_URL_VAR,
+    OWN_SERVERS_VAR, REDIS_URL_VAR, REQUIRE_SERVICES_VAR,
 };
 pub use pgwire::postgres_ready;
 pub use postgres::{give_to_server_user, postgres_bin_dir, PostgresOptions, PostgresServer};

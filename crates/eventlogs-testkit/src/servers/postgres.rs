@@ -128,7 +128,7 @@ enum Backend {
 }
 
 /// The server settings every throwaway PostgreSQL gets, then `options.settings`.
-fn settings(options: &PostgresOptions) -> Vec<String> {
+pub(crate) fn settings(options: &PostgresOptions) -> Vec<String> {
     let durable = if options.fsync { "on" } else { "off" };
     [
         format!("max_connections={}", options.max_connections),
@@ -160,6 +160,12 @@ impl PostgresServer {
     fn start_container(options: &PostgresOptions) -> ServerResult<Self> {
         let port = free_port()?;
         let container = ContainerServer::start(container::postgres(port, &settings(options)))?;
+        Self::in_container(port, container)
+    }
+
+    /// The server in `container` (of a PostgreSQL image: trust authentication, a database
+    /// `eventlogs`), published on `127.0.0.1:port`, once it accepts connections.
+    pub(crate) fn in_container(port: u16, container: ContainerServer) -> ServerResult<Self> {
         let mut server = Self {
             port,
             backend: Backend::Container(container),
@@ -170,7 +176,7 @@ impl PostgresServer {
 
     /// Initializes a cluster in a temp dir, starts it from the local binaries and creates the
     /// database `eventlogs`. As root, the server runs as the `postgres` user.
-    fn start_local(options: &PostgresOptions) -> ServerResult<Self> {
+    pub(crate) fn start_local(options: &PostgresOptions) -> ServerResult<Self> {
         let Some(bin) = postgres_bin_dir() else {
             return err("PostgreSQL binaries (initdb, postgres) not found on PATH or under /usr/lib/postgresql");
         };

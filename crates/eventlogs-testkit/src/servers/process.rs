@@ -152,7 +152,9 @@ impl ServerProcess {
             .stderr(log2)
             .process_group(0);
         if let Some((uid, gid)) = self.spec.user {
-            command.uid(uid).gid(gid);
+            // Not this user's HOME: libpq in the server (Citus connecting to other nodes) fails
+            // on a `~/.postgresql` it cannot read.
+            command.uid(uid).gid(gid).env("HOME", &self.dir);
         }
         let child = command.spawn().map_err(|e| {
             ServerError(format!("cannot start {}: {e}", self.spec.program.display()))

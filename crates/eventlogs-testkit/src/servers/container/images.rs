@@ -1,18 +1,20 @@
-//! The container requests: PostgreSQL 15 and Redis 7 from their official images,
+//! The container requests: PostgreSQL 15, Redis 7 and Citus 13.2 from their official images,
 //! published on a fixed port of 127.0.0.1 so that a restart keeps the URL.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use testcontainers::bollard::models::{HostConfig, PortBinding};
-use testcontainers::core::IntoContainerPort;
-use testcontainers::{ContainerRequest, ImageExt};
+use testcontainers::core::{IntoContainerPort, WaitFor};
+use testcontainers::{ContainerRequest, GenericImage, ImageExt};
 use testcontainers_modules::postgres::Postgres;
 use testcontainers_modules::redis::Redis;
 
 /// The tags used; the same as `docker-compose.yml`.
 const POSTGRES_TAG: &str = "15";
 const REDIS_TAG: &str = "7";
+/// The Citus image, as `name:tag`.
+pub(crate) const CITUS_IMAGE: &str = "citusdata/citus:13.2";
 
 /// How long an image may take to become ready (the first container of an image on a slow
 /// storage driver copies the whole image).
@@ -36,16 +38,51 @@ fn loopback(container_port: u16, host_port: u16) -> impl Fn(&mut HostConfig) + S
 /// PostgreSQL on `127.0.0.1:port` with trust authentication, database `eventlogs` and the
 /// server `settings` (`name=value`) as `-c` arguments.
 pub(crate) fn postgres(port: u16, settings: &[String]) -> ContainerRequest<Postgres> {
+    Postgres::default()
+        .with_host_auth()
+        .with_db_name("eventlogs")
+        .with_tag(POSTGRES_TAG)
+        .with_cmd(postgres_command(settings))
+        .with_startup_timeout(STARTUP)
+        .with_mapped_port(port, 5432.tcp())
+        .with_host_config_modifier(loopback(5432, port))
+}
+
+/// `postgres` with the server `settings` (`name=value`) as `-c` arguments.
+fn postgres_command(settings: &[String]) -> Vec<String> {
     let mut command = vec!["postgres".to_owned()];
     for setting in settings {
         command.push("-c".to_owned());
         command.push(setting.clone());
     }
-    Postgres::default()
-        .with_host_auth()
-        .with_db_name("eventlogs")
-        .with_tag(POSTGRES_TAG)
-        .with_cmd(command)
+    command
+}
+
+/// A Citus node on `127.0.0.1:port`, in a container named `name` on `network`, where the other
+/// nodes reach it as `name:5432`. Trust authentication, database `eventlogs` (the image
+/// preloads Citus and creates the extension in it) and the server `settings` as `-c`
+/// arguments. Ready, as for the `Postgres` module, once the server logged that it accepts
+/// connections after the image's initialisation.
+pub(crate) fn citus_node(
+    port: u16,
+    name: &str,
+    network: &str,
+    settings: &[String],
+) -> ContainerRequest<GenericImage> {
+    let (image, tag) = CITUS_IMAGE
+        .split_once(':')
+        .unwrap_or((CITUS_IMAGE, "latest"));
+    let ready = "database system is ready to accept connections";
+    GenericImage::new(image, tag)
+        .with_exposed_port(5432.tcp())
+        .with_wait_for(WaitFor::message_on_stderr(ready))
+        .with_wait_for(WaitFor::message_on_stdout(ready))
+        .with_network(network)
+        .with_container_name(name)
+        .with_env_var("POSTGRES_PASSWORD", "postgres")
+        .with_env_var("POSTGRES_HOST_AUTH_METHOD", "trust")
+        .with_env_var("POSTGRES_DB", "eventlogs")
+        .with_cmd(postgres_command(settings))
         .with_startup_timeout(STARTUP)
         .with_mapped_port(port, 5432.tcp())
         .with_host_config_modifier(loopback(5432, port))

@@ -5,7 +5,7 @@
 //! with a current-thread runtime: the handle sends it commands and waits for the answer, and
 //! dropping the handle removes the container on that thread before it ends. Every container
 //! is labelled with this process's session, so a watchdog removes it if the process dies
-//! without dropping it (see `session`).
+//! without dropping it (see `session`); so is a [`Network`] that containers share.
 
 mod images;
 mod session;
@@ -22,10 +22,42 @@ use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, ContainerRequest, Image};
 use tokio::sync::mpsc;
 
-pub(crate) use images::{postgres, redis, redis_cluster_node};
+pub(crate) use images::{citus_node, postgres, redis, redis_cluster_node, CITUS_IMAGE};
 pub use session::{docker_available, leftover_containers, session_id, SESSION_LABEL};
 
 use super::{err, ServerError, ServerResult};
+
+/// Whether the engine has `image` (`name:tag`) already; nothing is pulled.
+pub(crate) fn image_present(image: &str) -> bool {
+    docker_available() && session::image_present(image)
+}
+
+/// A bridge network of its own for containers that reach each other by name (Docker's DNS
+/// answers container names on user-defined networks only), labelled with the session like
+/// the containers. Dropping it removes it: drop the containers on it first.
+#[derive(Debug)]
+pub(crate) struct Network {
+    name: String,
+}
+
+impl Network {
+    /// Creates the network `name`.
+    pub(crate) fn create(name: String) -> ServerResult<Self> {
+        session::create_network(&name)?;
+        Ok(Self { name })
+    }
+
+    /// Its name, for `ImageExt::with_network` (testcontainers then uses it as it is).
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Drop for Network {
+    fn drop(&mut self) {
+        session::remove_network(&self.name);
+    }
+}
 
 /// What the container's thread is asked to do.
 #[derive(Debug)]

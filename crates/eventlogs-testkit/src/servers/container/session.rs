@@ -1,5 +1,5 @@
-//! This process's container session: labels on every container, a watchdog that removes them
-//! when the process dies however it dies, and a sweep of containers whose owner is gone.
+//! This process's container session: labels on every container and network, a watchdog that
+//! removes them when the process dies however it dies, and a sweep of those whose owner is gone.
 //!
 //! Dropping a handle removes its container. For everything else (a SIGKILL, `process::exit`, a
 //! handle leaked in a static) the first container of a process spawns a small `sh` watchdog in
@@ -14,8 +14,9 @@ use std::process::{ChildStdin, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
+use testcontainers::bollard::models::NetworkCreateRequest;
 use testcontainers::bollard::query_parameters::{
-    ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
+    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, RemoveContainerOptionsBuilder,
 };
 use testcontainers::core::client::docker_client_instance;
 use testcontainers::{ContainerRequest, Image, ImageExt};
@@ -33,6 +34,8 @@ const START_LABEL: &str = "eventlogs.testkit.owner-start";
 const WATCHDOG: &str = r#"cat >/dev/null 2>&1
 ids=$(docker ps -aq --filter "label=$LABEL=$SESSION")
 [ -z "$ids" ] || docker rm -f -v $ids >/dev/null 2>&1
+nets=$(docker network ls -q --filter "label=$LABEL=$SESSION")
+[ -z "$nets" ] || docker network rm $nets >/dev/null 2>&1
 exit 0"#;
 
 struct Session {
@@ -82,15 +85,34 @@ fn session() -> &'static Session {
     })
 }
 
-/// Labels `request` with this process's session, starting the watchdog on first use.
-pub(super) fn label<I: Image>(request: ContainerRequest<I>) -> ServerResult<ContainerRequest<I>> {
+/// The labels of this process's session, starting the watchdog on first use.
+fn labels() -> ServerResult<HashMap<String, String>> {
     let pid = std::process::id();
     let started = start_time(pid)
         .ok_or_else(|| ServerError("cannot read this process's start time".into()))?;
-    Ok(request
-        .with_label(SESSION_LABEL, session().id.clone())
-        .with_label(PID_LABEL, pid.to_string())
-        .with_label(START_LABEL, started))
+    Ok(HashMap::from([
+        (SESSION_LABEL.to_owned(), session().id.clone()),
+        (PID_LABEL.to_owned(), pid.to_string()),
+        (START_LABEL.to_owned(), started),
+    ]))
+}
+
+/// Labels `request` with this process's session, starting the watchdog on first use.
+pub(super) fn label<I: Image>(request: ContainerRequest<I>) -> ServerResult<ContainerRequest<I>> {
+    Ok(labels()?
+        .into_iter()
+        .fold(request, |request, (key, value)| {
+            request.with_label(key, value)
+        }))
+}
+
+/// Whether the process that labelled a container or network no longer runs.
+fn owner_gone(labels: &HashMap<String, String>) -> bool {
+    let owner: u32 = labels
+        .get(PID_LABEL)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    owner == 0 || start_time(owner).as_ref() != labels.get(START_LABEL)
 }
 
 /// Removes containers (of any session) whose owning process no longer runs. Called once per
@@ -112,17 +134,13 @@ pub(super) async fn sweep_orphans() {
         .all(true)
         .filters(&filters)
         .build();
-    let Ok(containers) = docker.list_containers(Some(options)).await else {
-        return;
-    };
+    let containers = docker
+        .list_containers(Some(options))
+        .await
+        .unwrap_or_default();
     for container in containers {
-        let labels = container.labels.unwrap_or_default();
-        let owner: u32 = labels
-            .get(PID_LABEL)
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(0);
-        let alive = owner != 0 && start_time(owner).as_ref() == labels.get(START_LABEL);
-        if let (false, Some(id)) = (alive, container.id) {
+        let gone = owner_gone(&container.labels.unwrap_or_default());
+        if let (true, Some(id)) = (gone, container.id) {
             let remove = RemoveContainerOptionsBuilder::new()
                 .force(true)
                 .v(true)
@@ -132,6 +150,61 @@ pub(super) async fn sweep_orphans() {
             }
         }
     }
+    // Then the networks those containers were on.
+    let options = ListNetworksOptionsBuilder::new().filters(&filters).build();
+    let networks = docker
+        .list_networks(Some(options))
+        .await
+        .unwrap_or_default();
+    for network in networks {
+        let gone = owner_gone(&network.labels.unwrap_or_default());
+        if let (true, Some(name)) = (gone, network.name) {
+            if docker.remove_network(&name).await.is_ok() {
+                eprintln!("testkit: removed network {name} left by a process that is gone");
+            }
+        }
+    }
+}
+
+/// Creates the bridge network `name`, labelled with this process's session so that the
+/// watchdog and the sweep remove it like the session's containers.
+pub(super) fn create_network(name: &str) -> ServerResult<()> {
+    let request = NetworkCreateRequest {
+        name: name.to_owned(),
+        labels: Some(labels()?),
+        ..NetworkCreateRequest::default()
+    };
+    blocking(Duration::from_secs(30), async move {
+        let result = match docker_client_instance().await {
+            Ok(docker) => docker.create_network(request).await.map(drop),
+            Err(e) => return Some(Err(e.to_string())),
+        };
+        Some(result.map_err(|e| e.to_string()))
+    })
+    .unwrap_or_else(|| Err("no answer within 30 s".to_owned()))
+    .map_err(|e| ServerError(format!("docker: network create {name}: {e}")))
+}
+
+/// Removes the network `name` (its containers must be gone), reporting a failure on stderr.
+pub(super) fn remove_network(name: &str) {
+    let owned = name.to_owned();
+    let removed = blocking(Duration::from_secs(30), async move {
+        let docker = docker_client_instance().await.ok()?;
+        docker.remove_network(&owned).await.ok()
+    });
+    if removed.is_none() {
+        eprintln!("testkit: could not remove the network {name}");
+    }
+}
+
+/// Whether the engine has the image `name:tag` (without pulling it).
+pub(super) fn image_present(image: &str) -> bool {
+    let image = image.to_owned();
+    blocking(Duration::from_secs(10), async move {
+        let docker = docker_client_instance().await.ok()?;
+        docker.inspect_image(&image).await.ok().map(drop)
+    })
+    .is_some()
 }
 
 /// Runs `work` on a runtime of its own on another thread, so it can be called from anywhere
