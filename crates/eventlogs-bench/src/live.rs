@@ -74,7 +74,7 @@ pub(crate) async fn with_subscriber(
     seconds: Duration,
     rows: &mut Vec<Row>,
 ) -> Result<(), String> {
-    let appends = library_appends(env, 16, 1).await?;
+    let appends = library_appends(env, 16, 1, false).await?;
     // The subscriber reads through a store (and pool) of its own, as another process would.
     let store = Arc::new(env.store(2).await?);
     let options = SubscriptionOptions::default().batch_size(1_000);

@@ -1,6 +1,7 @@
 //! `eventlogs-bench`: every scenario of `cargo xtask bench`, printed as one markdown table.
 
 mod catch_up;
+mod citus;
 mod harness;
 mod live;
 mod memory;
@@ -48,7 +49,7 @@ fn args() -> Result<Args, String> {
             other => {
                 return Err(format!(
                     "unknown argument {other} (--seconds N, --out FILE, --big-log N, \
-                     --only creates|appends|subscriber|catch-up|warm|cold|long-log|contention)"
+                     --only creates|appends|subscriber|catch-up|warm|cold|long-log|contention|citus)"
                 ))
             }
         }
@@ -63,6 +64,12 @@ fn env() -> Result<Env, String> {
     Ok(Env {
         database_url: var("EVENTLOGS_DATABASE_URL")?,
         redis_url: var("EVENTLOGS_REDIS_URL")?,
+        // `cargo xtask test` says `skip` where it could start no cluster.
+        citus_url: std::env::var("EVENTLOGS_CITUS_URL")
+            .ok()
+            .filter(|url| !url.is_empty() && url != "skip"),
+        schema: setup::SCHEMA,
+        distributed: false,
     })
 }
 
@@ -100,6 +107,9 @@ async fn all(env: &Env, args: &Args) -> Result<String, String> {
     }
     if wanted("contention") {
         writes::contention(env, seconds, &mut rows).await?;
+    }
+    if wanted("citus") {
+        citus::citus(env, seconds, &mut rows).await?;
     }
     Ok(report::table(&rows))
 }

@@ -22,7 +22,7 @@ fn peak_rss_kib() -> u64 {
 /// In the child process: seed a log server-side, reduce it, print the figures.
 pub(crate) async fn child(env: &Env, events: i64) -> Result<(), String> {
     let pool = env.raw_pool(1)?;
-    let log = seed_log(&pool, events).await?;
+    let log = seed_log(&pool, env.schema, events).await?;
     let logs: LogManager<Balance> = LogManager::new(env.store(1).await?);
     let before = peak_rss_kib();
     let started = Instant::now();

@@ -71,14 +71,19 @@ async fn raw_warm(env: &Env, logs: Arc<Vec<LogId>>, through: i64) -> Result<Work
 }
 
 /// Logs of `len` events with a reduction through `len - 1` cached, then `new` more events.
-async fn warm_logs(env: &Env, count: usize, len: i64, new: i64) -> Result<Vec<LogId>, String> {
+pub(crate) async fn warm_logs(
+    env: &Env,
+    count: usize,
+    len: i64,
+    new: i64,
+) -> Result<Vec<LogId>, String> {
     let pool = env.raw_pool(4)?;
     let warm: LogManager<Balance> = LogManager::builder(env.store(4).await?)
         .cache(env.cache().await?)
         .build();
     let mut ids = Vec::with_capacity(count);
     for _ in 0..count {
-        let log = seed_log(&pool, len).await?;
+        let log = seed_log(&pool, env.schema, len).await?;
         warm.reduce(&log).await.map_err(|e| e.to_string())?;
         ids.push(log);
     }
@@ -86,8 +91,9 @@ async fn warm_logs(env: &Env, count: usize, len: i64, new: i64) -> Result<Vec<Lo
     if new > 0 {
         let client = pool.get().await.map_err(|e| e.to_string())?;
         let sql = format!(
-            "INSERT INTO {SCHEMA}.events (log_id, event_index, payload) \
-             SELECT $1, g, jsonb_build_object('amount', g, 'reference', repeat('x', 178)) FROM generate_series($2::bigint, $3::bigint) g"
+            "INSERT INTO {}.events (log_id, event_index, payload) \
+             SELECT $1, g, jsonb_build_object('amount', g, 'reference', repeat('x', 178)) FROM generate_series($2::bigint, $3::bigint) g",
+            env.schema
         );
         for log in &ids {
             let id = uuid::Uuid::from_u128(log.to_u128());
@@ -100,33 +106,41 @@ async fn warm_logs(env: &Env, count: usize, len: i64, new: i64) -> Result<Vec<Lo
     Ok(ids)
 }
 
+/// Reduces of `ids` in turn, each a cache hit that folds `expected` events in all.
+pub(crate) async fn warm_reduces(
+    env: &Env,
+    ids: Arc<Vec<LogId>>,
+    expected: u64,
+) -> Result<Workload, String> {
+    // The policy `Never` keeps the warm entries as they are, so every call does the same work.
+    let logs: LogManager<Balance> = LogManager::builder(env.store(1).await?)
+        .cache(env.cache().await?)
+        .caching_policy(Never)
+        .build();
+    Ok(workload(move |_, i| {
+        let (logs, ids) = (logs.clone(), Arc::clone(&ids));
+        async move {
+            let r = logs
+                .reduce(&ids[i as usize % ids.len()])
+                .await
+                .map_err(|e| e.to_string())?;
+            if r.aggregate.count != expected || r.cache != eventlogs::CacheOutcome::Hit {
+                return Err(format!(
+                    "unexpected reduction: {} events, {:?}",
+                    r.aggregate.count, r.cache
+                ));
+            }
+            Ok(r.events_read)
+        }
+    }))
+}
+
 /// Reduce with a warm cache, with no new events and with 10 new events.
 pub(crate) async fn warm(env: &Env, seconds: Duration, rows: &mut Vec<Row>) -> Result<(), String> {
     for (new, bound) in [(0i64, 1.3), (10, 1.5)] {
         let ids = Arc::new(warm_logs(env, 200, 100, new).await?);
         let raw = raw_warm(env, Arc::clone(&ids), 99).await?;
-        // The policy `Never` keeps the warm entries as they are, so every call does the same work.
-        let logs: LogManager<Balance> = LogManager::builder(env.store(1).await?)
-            .cache(env.cache().await?)
-            .caching_policy(Never)
-            .build();
-        let expected = 100 + new as u64;
-        let library = workload(move |_, i| {
-            let (logs, ids) = (logs.clone(), Arc::clone(&ids));
-            async move {
-                let r = logs
-                    .reduce(&ids[i as usize % ids.len()])
-                    .await
-                    .map_err(|e| e.to_string())?;
-                if r.aggregate.count != expected || r.cache != eventlogs::CacheOutcome::Hit {
-                    return Err(format!(
-                        "unexpected reduction: {} events, {:?}",
-                        r.aggregate.count, r.cache
-                    ));
-                }
-                Ok(r.events_read)
-            }
-        });
+        let library = warm_reduces(env, ids, 100 + new as u64).await?;
         let (library, raw) = alternate(1, seconds, ROUNDS, &library, &raw).await;
         rows.push(Row {
             scenario: if new == 0 {
@@ -146,23 +160,28 @@ pub(crate) async fn warm(env: &Env, seconds: Duration, rows: &mut Vec<Row>) -> R
     Ok(())
 }
 
-/// Cold reduce of a 10,000-event log vs streaming the same rows.
-pub(crate) async fn cold(env: &Env, seconds: Duration, rows: &mut Vec<Row>) -> Result<(), String> {
-    let pool = env.raw_pool(1)?;
-    let log = seed_log(&pool, 10_000).await?;
-    let sql = Arc::new(select_sql());
-    let raw = workload(move |_, _| {
-        let (pool, sql) = (pool.clone(), Arc::clone(&sql));
-        async move { raw_stream(&pool, &sql, &log, 0).await }
-    });
+/// Reduces of `log` without a cache: every call folds the whole log.
+pub(crate) async fn cold_reduces(env: &Env, log: LogId) -> Result<Workload, String> {
     let logs: LogManager<Balance> = LogManager::new(env.store(1).await?);
-    let library = workload(move |_, _| {
+    Ok(workload(move |_, _| {
         let logs = logs.clone();
         async move {
             let r = logs.reduce(&log).await.map_err(|e| e.to_string())?;
             Ok(r.events_read)
         }
+    }))
+}
+
+/// Cold reduce of a 10,000-event log vs streaming the same rows.
+pub(crate) async fn cold(env: &Env, seconds: Duration, rows: &mut Vec<Row>) -> Result<(), String> {
+    let pool = env.raw_pool(1)?;
+    let log = seed_log(&pool, env.schema, 10_000).await?;
+    let sql = Arc::new(select_sql());
+    let raw = workload(move |_, _| {
+        let (pool, sql) = (pool.clone(), Arc::clone(&sql));
+        async move { raw_stream(&pool, &sql, &log, 0).await }
     });
+    let library = cold_reduces(env, log).await?;
     let (library, raw) = alternate(1, seconds, ROUNDS, &library, &raw).await;
     rows.push(Row {
         scenario: "cold reduce of a 10,000-event log".into(),

@@ -11,6 +11,9 @@ use serde::{Deserialize, Serialize};
 /// Schema of the benchmark tables.
 pub(crate) const SCHEMA: &str = "eventlogs_bench";
 
+/// Schema of the benchmark tables on the Citus cluster (distributed).
+pub(crate) const CITUS_SCHEMA: &str = "eventlogs_bench_citus";
+
 /// An event of about 200 bytes of JSON.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Payment {
@@ -48,18 +51,35 @@ impl Aggregate for Balance {
     }
 }
 
-/// Server URLs.
+/// Server URLs, and the schema the scenarios use on `database_url`.
 #[derive(Clone)]
 pub(crate) struct Env {
     pub(crate) database_url: String,
     pub(crate) redis_url: String,
+    /// The Citus coordinator (`EVENTLOGS_CITUS_URL`), when there is one.
+    pub(crate) citus_url: Option<String>,
+    pub(crate) schema: &'static str,
+    /// Whether `migrate` distributes the schema (on the Citus coordinator).
+    pub(crate) distributed: bool,
 }
 
 impl Env {
+    /// The same servers, with the store on the Citus coordinator's distributed schema.
+    pub(crate) fn citus(&self) -> Option<Env> {
+        Some(Env {
+            database_url: self.citus_url.clone()?,
+            redis_url: self.redis_url.clone(),
+            citus_url: None,
+            schema: CITUS_SCHEMA,
+            distributed: true,
+        })
+    }
+
     /// A migrated store with `pool_size` connections.
     pub(crate) async fn store(&self, pool_size: usize) -> Result<PostgresEventStore, String> {
         let store = PostgresEventStore::builder(self.database_url.clone())
-            .schema(SCHEMA)
+            .schema(self.schema)
+            .distributed(self.distributed)
             .pool_size(pool_size)
             .statement_timeout(Duration::from_secs(60))
             .build()
@@ -107,12 +127,14 @@ impl Env {
     }
 }
 
-/// Writes `count` events to a new log server-side (fast set-up, no client memory).
-pub(crate) async fn seed_log(pool: &Pool, count: i64) -> Result<LogId, String> {
+/// Writes `count` events to a new log of `schema` server-side (fast set-up, no client memory).
+/// On a distributed schema the coordinator evaluates the `SELECT` and sends the rows on to the
+/// log's shard.
+pub(crate) async fn seed_log(pool: &Pool, schema: &str, count: i64) -> Result<LogId, String> {
     let log = LogId::new();
     let client = pool.get().await.map_err(|e| e.to_string())?;
     let sql = format!(
-        "INSERT INTO {SCHEMA}.events (log_id, event_index, payload) \
+        "INSERT INTO {schema}.events (log_id, event_index, payload) \
          SELECT $1, g, jsonb_build_object('amount', g, 'reference', repeat('x', 178)) FROM generate_series(0::bigint, $2::bigint - 1) g"
     );
     client

@@ -67,6 +67,24 @@ async fn raw_inserts(
     }))
 }
 
+/// `create` of a one-event log, each call a new log.
+pub(crate) async fn library_creates(env: &Env, concurrency: usize) -> Result<Workload, String> {
+    let logs: LogManager<Balance> = LogManager::new(env.store(concurrency).await?);
+    Ok(workload(move |_, i| {
+        let logs = logs.clone();
+        async move {
+            logs.create(
+                &LogId::new(),
+                &Payment::new(i as i64),
+                &AppendOptions::default(),
+            )
+            .await
+            .map(|_| 1)
+            .map_err(|e| e.to_string())
+        }
+    }))
+}
+
 /// `create` of a one-event log vs a raw INSERT, at each concurrency.
 pub(crate) async fn creates(
     env: &Env,
@@ -75,20 +93,7 @@ pub(crate) async fn creates(
 ) -> Result<(), String> {
     for concurrency in [1, 16, 64] {
         let raw = raw_inserts(env, concurrency, None).await?;
-        let logs: LogManager<Balance> = LogManager::new(env.store(concurrency).await?);
-        let library = workload(move |_, i| {
-            let logs = logs.clone();
-            async move {
-                logs.create(
-                    &LogId::new(),
-                    &Payment::new(i as i64),
-                    &AppendOptions::default(),
-                )
-                .await
-                .map(|_| 1)
-                .map_err(|e| e.to_string())
-            }
-        });
+        let library = library_creates(env, concurrency).await?;
         let (library, raw) = alternate(concurrency, seconds, ROUNDS, &library, &raw).await;
         rows.push(Row {
             scenario: "create a 1-event log".into(),
@@ -118,11 +123,13 @@ async fn worker_logs(logs: &LogManager<Balance>, n: usize) -> Result<Vec<LogStat
     Ok(states)
 }
 
-/// Appends of `batch` events by `concurrency` workers, each to its own log.
+/// Appends of `batch` events by `concurrency` workers, each to its own log; with a fresh
+/// idempotency key per append when `keyed`.
 pub(crate) async fn library_appends(
     env: &Env,
     concurrency: usize,
     batch: usize,
+    keyed: bool,
 ) -> Result<Workload, String> {
     let logs: LogManager<Balance> = LogManager::new(env.store(concurrency).await?);
     let states = Arc::new(Mutex::new(worker_logs(&logs, concurrency).await?));
@@ -132,12 +139,16 @@ pub(crate) async fn library_appends(
         async move {
             let state = states.lock().map_err(|e| e.to_string())?[worker];
             let log = state.log_id();
-            let next = if events.len() == 1 {
-                logs.append(&log, &state, &events[0], &AppendOptions::default())
-                    .await
+            let options = if keyed {
+                // Unique across slices and runs (iterations start again at 0 in each slice).
+                AppendOptions::new().idempotency_key(format!("bench-{}", LogId::new()))
             } else {
-                logs.append_batch(&log, &state, &events, &AppendOptions::default())
-                    .await
+                AppendOptions::default()
+            };
+            let next = if events.len() == 1 {
+                logs.append(&log, &state, &events[0], &options).await
+            } else {
+                logs.append_batch(&log, &state, &events, &options).await
             }
             .map_err(|e| e.to_string())?;
             states.lock().map_err(|e| e.to_string())?[worker] = next;
@@ -185,7 +196,7 @@ pub(crate) async fn appends(
 ) -> Result<(), String> {
     let mut single_at_16 = None;
     for concurrency in [1, 16, 64] {
-        let library = library_appends(env, concurrency, 1).await?;
+        let library = library_appends(env, concurrency, 1, false).await?;
         let raw_logs: Arc<Vec<LogId>> = Arc::new((0..concurrency).map(|_| LogId::new()).collect());
         let raw = raw_inserts(env, concurrency, Some(raw_logs)).await?;
         let (library, raw) = alternate(concurrency, seconds, ROUNDS, &library, &raw).await;
@@ -204,7 +215,7 @@ pub(crate) async fn appends(
         });
     }
     let raw_batches = raw_batches(env, 16, 100).await?;
-    let batches = library_appends(env, 16, 100).await?;
+    let batches = library_appends(env, 16, 100, false).await?;
     let (batches, raw_batches) = alternate(16, seconds, ROUNDS, &batches, &raw_batches).await;
     rows.push(Row {
         scenario: "append_batch of 100 events".into(),

@@ -109,6 +109,7 @@ impl PostgresEventStore {
                             None => Error::unavailable("postgres", "idempotency key race; retry"),
                         }
                     }
+                    Failure::PreviousMissing => self.previous_missing(request).await,
                     Failure::Other(error) => error,
                 });
             }

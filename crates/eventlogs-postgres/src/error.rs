@@ -15,6 +15,9 @@ pub(crate) enum Failure {
     IndexTaken,
     /// The idempotency key's unique constraint (another transaction stored it meanwhile).
     KeyTaken,
+    /// The foreign key of an event to the log's previous one (on a distributed schema): the
+    /// previous index does not exist.
+    PreviousMissing,
     /// Anything else, already classified.
     Other(Error),
 }
@@ -37,6 +40,12 @@ pub(crate) fn classify(error: tokio_postgres::Error) -> Failure {
             }),
         };
     }
+    if code == SqlState::FOREIGN_KEY_VIOLATION
+        && constraint_name(db.constraint(), &message, FOREIGN_KEY).as_deref()
+            == Some("events_previous")
+    {
+        return Failure::PreviousMissing;
+    }
     if code == SqlState::INTERNAL_ERROR && is_worker_failure(&message) {
         return Failure::Other(Error::Unavailable {
             service: SERVICE,
@@ -56,16 +65,28 @@ const DUPLICATE_KEY: &str = "duplicate key value violates unique constraint \"";
 /// coordinator the field is empty, the name (of the shard's constraint) is only in the
 /// message, and a violation inside a multi-shard statement arrives as `XX000`.
 fn unique_violation(code: &SqlState, field: Option<&str>, message: &str) -> Option<String> {
-    let in_message = message
-        .strip_prefix(DUPLICATE_KEY)
-        .and_then(|rest| rest.split_once('"'))
-        .map(|(name, _)| name);
+    let in_message = quoted_after(message, DUPLICATE_KEY);
     if *code != SqlState::UNIQUE_VIOLATION
         && !(*code == SqlState::INTERNAL_ERROR && in_message.is_some())
     {
         return None;
     }
-    let name = field.or(in_message)?;
+    constraint_name(field, message, DUPLICATE_KEY)
+}
+
+/// Where Citus names the foreign key a statement violated.
+const FOREIGN_KEY: &str = "violates foreign key constraint \"";
+
+/// The quoted name that follows `marker` in `message`.
+fn quoted_after<'a>(message: &'a str, marker: &str) -> Option<&'a str> {
+    let at = message.find(marker)? + marker.len();
+    message[at..].split_once('"').map(|(name, _)| name)
+}
+
+/// A constraint's name, from the error's field or else from its message, without a Citus
+/// shard suffix (`events_pkey_102021` is `events_pkey`).
+fn constraint_name(field: Option<&str>, message: &str, marker: &str) -> Option<String> {
+    let name = field.or_else(|| quoted_after(message, marker))?;
     let unsuffixed = match name.rsplit_once('_') {
         Some((base, shard)) if !shard.is_empty() && shard.bytes().all(|b| b.is_ascii_digit()) => {
             base
@@ -208,9 +229,9 @@ fn untrusted_certificate(certificate: &rustls::Error) -> Error {
 pub(crate) fn query_error(error: tokio_postgres::Error) -> Error {
     match classify(error) {
         Failure::Other(e) => e,
-        Failure::IndexTaken | Failure::KeyTaken => Error::Backend {
+        Failure::IndexTaken | Failure::KeyTaken | Failure::PreviousMissing => Error::Backend {
             service: SERVICE,
-            source: "unexpected unique violation".into(),
+            source: "unexpected violation of an eventlogs constraint".into(),
         },
     }
 }
@@ -311,6 +332,11 @@ mod tests {
             assert!(is_worker_failure(worker_down), "{worker_down}");
         }
         assert!(!is_worker_failure("could not create distributed plan"));
+        let gap = "insert or update on table \"events_102599\" violates foreign key constraint \"events_previous_102599\"";
+        assert_eq!(
+            constraint_name(None, gap, FOREIGN_KEY).as_deref(),
+            Some("events_previous")
+        );
     }
 
     /// Every SQLSTATE `map_code` names: (code, kind, retryable).

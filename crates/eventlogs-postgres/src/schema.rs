@@ -68,7 +68,8 @@ CREATE TABLE {schema}.subscriptions (
         version: 4,
         description: "keyed writes on a distributed schema: claim attempts and per-log key records",
         sql: r#"
-ALTER TABLE {schema}.idempotency_keys ADD COLUMN attempt uuid;
+ALTER TABLE {schema}.idempotency_keys ADD COLUMN attempt uuid,
+    ADD COLUMN done boolean NOT NULL DEFAULT false;
 CREATE TABLE {schema}.log_keys (
     log_id       uuid        NOT NULL,
     key          text        NOT NULL,

@@ -141,6 +141,14 @@ impl PostgresEventStore {
         &self.inner.sql.append_many
     }
 
+    /// The statement an append of one event without a key runs on a schema distributed over
+    /// a Citus cluster (parameters as [`single_append_sql`](Self::single_append_sql)), for the
+    /// same kind of comparison.
+    #[must_use]
+    pub fn distributed_append_sql(&self) -> &str {
+        &self.inner.citus.append_one
+    }
+
     /// The feed read (parameters: transaction id as text, position, limit), for benchmarks that
     /// compare the library's feed readers with the same query through plain tokio-postgres.
     #[must_use]

@@ -86,8 +86,12 @@ impl<H: TransactionalHandler> Delivery<PostgresClaim> for Transactional<H> {
                 Ok(error) => match classify(*error) {
                     Failure::Other(error) if error.is_retryable() => error,
                     Failure::Other(error) => handler_failed(name, through, error.into()),
-                    Failure::IndexTaken | Failure::KeyTaken => {
-                        handler_failed(name, through, "the handler hit a unique constraint".into())
+                    Failure::IndexTaken | Failure::KeyTaken | Failure::PreviousMissing => {
+                        handler_failed(
+                            name,
+                            through,
+                            "the handler hit an eventlogs constraint".into(),
+                        )
                     }
                 },
                 Err(source) => handler_failed(name, through, source),

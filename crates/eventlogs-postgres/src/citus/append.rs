@@ -20,23 +20,20 @@ impl PostgresEventStore {
         let uuid = rows::uuid(&request.log_id());
         let expected = i64::try_from(request.expected_index()).unwrap_or(i64::MAX);
         let metadata = request.metadata();
-        let events = request.events();
-        let payloads: Vec<&str> = events.iter().map(|e| e.json()).collect();
+        let payloads: Vec<&str> = request.events().iter().map(|e| e.json()).collect();
         let written: Result<Option<(u32, SystemTime)>, tokio_postgres::Error> =
-            if expected == 0 && events.len() == 1 {
-                // A create: the primary key alone decides; no previous event to check.
-                self.rows(
-                    &sql.create_one,
-                    &[&uuid, &expected, &payloads[0], &metadata],
-                )
-                .await?
-                .and_then(|rows| {
-                    rows.first()
-                        .map(|r| r.try_get(0).map(|at| (1, at)))
-                        .transpose()
-                })
-            } else if expected == 0 {
-                // A batch create: delegated to the log's worker, which inserts the batch.
+            if let [payload] = payloads.as_slice() {
+                // A router `INSERT … VALUES`; the foreign key to the previous event refuses
+                // a gap.
+                self.rows(&sql.append_one, &[&uuid, &expected, payload, &metadata])
+                    .await?
+                    .and_then(|rows| {
+                        rows.first()
+                            .map(|r| r.try_get(0).map(|at| (1, at)))
+                            .transpose()
+                    })
+            } else {
+                // A batch: delegated to the log's worker, which checks the previous event.
                 self.rows(
                     &sql.append_events,
                     &[&uuid, &expected, &payloads, &metadata],
@@ -52,17 +49,6 @@ impl PostgresEventStore {
                     }
                     None => Ok(None),
                 })
-            } else {
-                // After the previous event's row, on its shard: no row when it is missing.
-                self.rows(&sql.append_after, &[&uuid, &expected, &payloads, &metadata])
-                    .await?
-                    .and_then(|rows| match rows.first() {
-                        Some(row) => Ok(Some((
-                            u32::try_from(rows.len()).unwrap_or(u32::MAX),
-                            row.try_get(0)?,
-                        ))),
-                        None => Ok(None),
-                    })
             };
         match written {
             Ok(Some((count, recorded_at))) => Ok(appended(request, count, recorded_at)),
@@ -72,6 +58,7 @@ impl PostgresEventStore {
                     log_id: request.log_id(),
                     index: request.expected_index(),
                 },
+                Failure::PreviousMissing => self.previous_missing(request).await,
                 Failure::KeyTaken => Error::Backend {
                     service: "postgres",
                     source: "unexpected key violation on an append without a key".into(),

@@ -12,7 +12,10 @@
 //!   them finds the record and stops; a concurrent insert of the record conflicts);
 //! - it is neither: `A` is in flight or died before writing.
 //!
-//! A request that finds the key claimed reads the claim's log record. `done`: the claim's
+//! Claiming is one statement that either takes the key or returns the claim holding it. A
+//! request that finds the key claimed reads the claim's log record (unless the claim already
+//! says its write is done: the first request that sees a `done` record notes it on the
+//! claim, so later retries of the key cost one statement). `done`: the claim's
 //! write committed, so the request is a replay of it (or a conflict), decided by the same rule
 //! as everywhere. `void`: the claim is dead; it is dropped and the request claims again.
 //! Neither: the request waits a little and looks again; once the claim is older than the
@@ -33,14 +36,22 @@ use crate::error::{classify, query_error, Failure};
 use crate::rows;
 use crate::store::PostgresEventStore;
 
+/// What claiming a key found.
+enum Claimed {
+    /// This attempt holds the key now.
+    Taken,
+    /// Another claim holds it.
+    Held(Claim),
+}
+
 /// A key's claim, as read on its shard.
 struct Claim {
     stored: StoredKey,
     /// `None` for a key written by a single-server append before the schema was distributed:
     /// such a key was stored with its events, so it is committed.
     attempt: Option<uuid::Uuid>,
-    /// Older than the grace period.
-    stale: bool,
+    /// Its write is known to have committed.
+    done: bool,
 }
 
 /// A log's record of a key.
@@ -75,30 +86,36 @@ impl PostgresEventStore {
         let mut backoff = Duration::from_millis(2);
         loop {
             let attempt = uuid::Uuid::from_u128(LogId::new().to_u128());
-            if self.claim(request, key, attempt).await? {
-                return self.write_claimed(request, key, attempt).await;
-            }
-            let Some(claim) = self.read_claim(key).await? else {
-                continue; // dropped meanwhile: claim again
+            let claim = match self.claim(request, key, attempt).await? {
+                Claimed::Taken => return self.write_claimed(request, key, attempt).await,
+                Claimed::Held(claim) => claim,
             };
-            let Some(claimed_by) = claim.attempt else {
+            let Some(claimed_by) = claim.attempt.filter(|_| !claim.done) else {
+                // Committed: a key of a single server's write, or a claim known to be done.
                 return Err(request.key_already_used(&claim.stored));
             };
-            let log_id = claim.stored.log_id;
-            match self.record(&log_id, key).await? {
-                Some(Record::Done) => return Err(request.key_already_used(&claim.stored)),
+            match self.record(&claim.stored.log_id, key).await? {
+                Some(Record::Done) => {
+                    // Later replays need not ask the log's worker again (best effort).
+                    let _ = self.mark_done(key, claimed_by).await;
+                    return Err(request.key_already_used(&claim.stored));
+                }
                 Some(Record::Void { attempt }) if attempt == claimed_by => {
                     self.release(key, claimed_by).await?;
                     continue;
                 }
-                _ if claim.stale => {
+                _ => {}
+            }
+            match self.claim_stale(key, claimed_by).await? {
+                None => continue, // dropped meanwhile: claim again
+                Some(true) => {
                     if self.void(&claim, key, claimed_by).await? {
                         tracing::info!(key, "voided a keyed write older than the claim grace");
                         self.release(key, claimed_by).await?;
                     }
                     continue;
                 }
-                _ => {}
+                Some(false) => {}
             }
             // In flight: look again shortly, within this request's deadline.
             if Instant::now() + backoff > deadline {
@@ -112,35 +129,58 @@ impl PostgresEventStore {
         }
     }
 
-    /// Claims `key` for `attempt`; whether this attempt holds it now.
-    async fn claim(&self, request: &AppendRequest, key: &str, attempt: uuid::Uuid) -> Result<bool> {
+    /// Claims `key` for `attempt`, or finds the claim that holds it: one statement.
+    async fn claim(
+        &self,
+        request: &AppendRequest,
+        key: &str,
+        attempt: uuid::Uuid,
+    ) -> Result<Claimed> {
         let sql = &self.citus_statements().claim;
         let first = i64::try_from(request.expected_index()).unwrap_or(i64::MAX);
         let count = i32::try_from(request.events().len()).unwrap_or(i32::MAX);
         let hash = request.request_hash() as i64;
         let uuid = rows::uuid(&request.log_id());
-        let claimed = self
+        let found = self
             .rows(sql, &[&key, &uuid, &first, &count, &hash, &attempt])
             .await?
             .map_err(query_error)?;
-        Ok(!claimed.is_empty())
+        let row = found
+            .first()
+            .ok_or_else(|| unreadable("idempotency key claim", "no row"))?;
+        let taken: bool = row.try_get(0).map_err(|e| unreadable("claim", e))?;
+        if taken {
+            return Ok(Claimed::Taken);
+        }
+        Ok(Claimed::Held(Claim {
+            stored: stored_key(row, 1, "idempotency key claim")?,
+            attempt: row.try_get(5).map_err(|e| unreadable("claim attempt", e))?,
+            done: row.try_get(6).map_err(|e| unreadable("claim state", e))?,
+        }))
     }
 
-    /// The claim of `key`, if any.
-    async fn read_claim(&self, key: &str) -> Result<Option<Claim>> {
+    /// Whether the claim of `key` by `attempt` is older than the grace; `None` when it is gone.
+    async fn claim_stale(&self, key: &str, attempt: uuid::Uuid) -> Result<Option<bool>> {
         let grace = self.config().key_claim_grace.as_secs_f64();
         let found = self
-            .rows(&self.citus_statements().read_claim, &[&key, &grace])
+            .rows(
+                &self.citus_statements().claim_stale,
+                &[&key, &grace, &attempt],
+            )
             .await?
             .map_err(query_error)?;
-        let Some(row) = found.first() else {
-            return Ok(None);
-        };
-        Ok(Some(Claim {
-            stored: stored_key(row, 0, "idempotency key claim")?,
-            attempt: row.try_get(4).map_err(|e| unreadable("claim attempt", e))?,
-            stale: row.try_get(5).map_err(|e| unreadable("claim age", e))?,
-        }))
+        found
+            .first()
+            .map(|row| row.try_get(0).map_err(|e| unreadable("claim age", e)))
+            .transpose()
+    }
+
+    /// Notes that the write of `key` by `attempt` committed.
+    async fn mark_done(&self, key: &str, attempt: uuid::Uuid) -> Result<()> {
+        self.rows(&self.citus_statements().mark_done, &[&key, &attempt])
+            .await?
+            .map_err(query_error)
+            .map(drop)
     }
 
     /// The record of `key` on `log_id`'s shard, if any.
@@ -220,6 +260,7 @@ impl PostgresEventStore {
                     Failure::KeyTaken => {
                         Error::unavailable("postgres", "idempotency key race; retry")
                     }
+                    Failure::PreviousMissing => self.previous_missing(request).await,
                     Failure::Other(error) => error,
                 };
                 // Refused, so nothing was written: the key is free again. (A retryable error
