@@ -169,10 +169,10 @@ async fn raw_library_statement(citus: &Env, concurrency: usize) -> Result<Worklo
                 .await
                 .map_err(|e| e.to_string())?;
             let index = next[worker].fetch_add(1, Ordering::Relaxed);
-            let payloads = vec![Payment::json(i as i64)];
+            let payload = Payment::json(i as i64);
             let metadata: Option<&str> = None;
             let rows = client
-                .query(&stmt, &[&logs[worker], &index, &payloads, &metadata])
+                .query(&stmt, &[&logs[worker], &index, &payload, &metadata])
                 .await
                 .map_err(|e| e.to_string())?;
             if rows.len() != 1 {
