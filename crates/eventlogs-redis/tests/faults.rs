@@ -1,8 +1,8 @@
 //! Redis killed, paused, out of memory, raced or poisoned under a `LogManager`: `reduce` stays
 //! correct and bounded, failures are counted, and the cache is used again once Redis is back.
 //!
-//! Each test starts its own throwaway Redis from local binaries (skipped without them, failing
-//! when `EVENTLOGS_LOCAL_SERVERS=1`).
+//! Each test starts its own throwaway Redis, in a container or from local binaries (skipped
+//! without either, failing when `EVENTLOGS_OWN_SERVERS=1`).
 #![allow(clippy::unwrap_used)]
 
 use std::sync::atomic::{AtomicBool, Ordering};
