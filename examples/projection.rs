@@ -5,14 +5,13 @@
 //! first resets) the schema `projection_example` for both the events and the read model.
 //! `RUST_LOG=eventlogs=debug` shows the subscription's batches and wake-ups.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use eventlogs::postgres::tokio_postgres::Transaction;
 use eventlogs::postgres::{PostgresEventStore, Transactional, TransactionalHandler};
 use eventlogs::{
-    Aggregate, AppendOptions, BoxError, Error, EventRecord, FeedEvent, FeedFilter, LogId,
-    LogManager, Subscription, SubscriptionOptions,
+    Aggregate, AppendOptions, BoxError, EventRecord, FeedEvent, FeedFilter, LogId, LogManager,
+    Subscription, SubscriptionOptions,
 };
 use serde::{Deserialize, Serialize};
 
@@ -51,12 +50,16 @@ impl Aggregate for Account {
 /// stores the subscription's checkpoint.
 struct Balances;
 
-#[eventlogs::async_trait]
+#[eventlogs::backend::async_trait]
 impl TransactionalHandler for Balances {
-    async fn handle(&mut self, tx: &Transaction<'_>, events: &[FeedEvent]) -> Result<(), BoxError> {
+    async fn handle(
+        &mut self,
+        tx: &Transaction<'_>,
+        events: Vec<FeedEvent>,
+    ) -> Result<(), BoxError> {
         for e in events {
             let id = e.log_id.to_string();
-            match e.event.decode::<AccountEvent>(&e.log_id)?.event {
+            match e.decode::<AccountEvent>()?.event {
                 AccountEvent::Opened { owner } => {
                     tx.execute(
                         "INSERT INTO projection_example.accounts (id, owner, balance) VALUES ($1, $2, 0)",
@@ -65,7 +68,7 @@ impl TransactionalHandler for Balances {
                     .await?;
                 }
                 AccountEvent::Deposited { amount } | AccountEvent::Withdrew { amount } => {
-                    let sign = if e.event.event_type().as_deref() == Some("Deposited") {
+                    let sign = if e.event_type().as_deref() == Some("Deposited") {
                         1
                     } else {
                         -1
@@ -97,7 +100,7 @@ async fn main() -> Result<(), BoxError> {
     };
 
     // Events and read model in one database, so the projection can commit both together.
-    let store = Arc::new(PostgresEventStore::builder(url).schema(SCHEMA).build()?);
+    let store = PostgresEventStore::builder(url).schema(SCHEMA).build()?;
     let admin = store.pool().get().await?;
     admin
         .batch_execute(&format!("DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
@@ -116,26 +119,14 @@ async fn main() -> Result<(), BoxError> {
 
     // The projection runs in the background for as long as the service lives.
     let options = SubscriptionOptions::default()
-        .batch_size(200)
-        .filter(FeedFilter::all().event_types(["Opened", "Deposited", "Withdrew"]));
-    let projection = Arc::new(Subscription::new(
-        Arc::clone(&store),
-        "account-balances",
-        options,
-    )?);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn({
-        let projection = Arc::clone(&projection);
-        async move {
-            let shutdown = async move {
-                let _ = stopped.await;
-            };
-            projection.run_with(Transactional(Balances), shutdown).await
-        }
-    });
+        .with_batch_size(200)
+        .with_filter(FeedFilter::all().with_event_types(["Opened", "Deposited", "Withdrew"]));
+    let projection = Subscription::new(store.clone(), "account-balances", options)?;
+    let mut running = projection.spawn_with(Transactional(Balances));
+    running.live().await;
 
     // The write side: card payments may overdraw an account.
-    let logs = LogManager::<Account>::builder(Arc::clone(&store)).build();
+    let logs = LogManager::<Account>::new(store.clone());
     let people = [
         ("alice", 100, 30),
         ("bob", 50, 80),
@@ -144,32 +135,18 @@ async fn main() -> Result<(), BoxError> {
     ];
     for (owner, deposit, spent) in people {
         let id = LogId::new();
-        let options = AppendOptions::default();
-        let mut state = logs
-            .create(
-                &id,
-                &AccountEvent::Opened {
-                    owner: owner.into(),
-                },
-                &options,
-            )
-            .await?;
+        let mut events = vec![AccountEvent::Opened {
+            owner: owner.into(),
+        }];
         if deposit > 0 {
-            state = logs
-                .append(
-                    &id,
-                    &state,
-                    &AccountEvent::Deposited { amount: deposit },
-                    &options,
-                )
-                .await?;
+            events.push(AccountEvent::Deposited { amount: deposit });
         }
-        logs.append(
-            &id,
-            &state,
-            &AccountEvent::Withdrew { amount: spent },
-            &options,
-        )
+        logs.create_with(&id, &events, &AppendOptions::new())
+            .await?;
+        // A card payment is a command: it may overdraw, so it never refuses.
+        logs.execute(&id, &AppendOptions::new(), |_: Option<&Account>| {
+            Ok::<_, eventlogs::Error>(vec![AccountEvent::Withdrew { amount: spent }])
+        })
         .await?;
     }
     println!("wrote {} accounts' events", people.len());
@@ -206,10 +183,6 @@ async fn main() -> Result<(), BoxError> {
     let owners: Vec<String> = overdrawn.iter().map(|r| r.get(0)).collect();
     assert_eq!(owners, ["bob", "dave"]);
 
-    stop.send(())
-        .map_err(|()| "the projection already stopped")?;
-    running
-        .await?
-        .map_err(|e: Error| -> BoxError { e.into() })?;
+    running.stop().await?;
     Ok(())
 }

@@ -1,5 +1,6 @@
-//! Quickstart: bank accounts as event logs — idempotent create, reduce, a guarded debit,
-//! a reduce served from the cache, a concurrent append handled, and paging.
+//! Quickstart: bank accounts as event logs — commands that create or append in one call,
+//! a guard that refuses with the service's own error, a retried request that replays, racing
+//! writers retried for you, a reduce served from the cache, and paging.
 //!
 //! Run with `cargo run --example quickstart`: it uses the in-memory store and cache, or
 //! PostgreSQL when `EVENTLOGS_DATABASE_URL` is set and Redis when `EVENTLOGS_REDIS_URL` is set.
@@ -44,23 +45,62 @@ impl Aggregate for Account {
     }
 }
 
-/// Withdraws only when the balance covers it, retrying when another writer got in first.
-async fn withdraw(logs: &LogManager<Account>, id: &LogId, amount: u64) -> Result<bool, Error> {
-    loop {
-        let account = logs.reduce(id).await?;
-        if account.aggregate.balance < amount as i64 {
-            return Ok(false);
+/// What a client asks of an account.
+#[derive(Debug, Clone)]
+enum Command {
+    Open { owner: String },
+    Deposit { amount: u64 },
+    Withdraw { amount: u64 },
+}
+
+/// The service's own errors: refusals of the domain, and the store's errors.
+#[derive(Debug, thiserror::Error)]
+enum AccountError {
+    #[error("no such account")]
+    NotOpen,
+    #[error("the account is already open")]
+    AlreadyOpen,
+    #[error("insufficient funds: the balance is {balance}")]
+    InsufficientFunds { balance: i64 },
+    #[error(transparent)]
+    Store(#[from] Error),
+}
+
+/// The business rules: from the current state (none for a new account) to the events a
+/// command records, or a refusal.
+fn decide(account: Option<&Account>, command: &Command) -> Result<Vec<AccountEvent>, AccountError> {
+    match (account, command) {
+        (None, Command::Open { owner }) => Ok(vec![AccountEvent::Opened {
+            owner: owner.clone(),
+        }]),
+        (Some(_), Command::Open { .. }) => Err(AccountError::AlreadyOpen),
+        (None, _) => Err(AccountError::NotOpen),
+        (Some(_), Command::Deposit { amount }) => {
+            Ok(vec![AccountEvent::Deposited { amount: *amount }])
         }
-        let event = AccountEvent::Withdrew { amount };
-        match logs
-            .append(id, &account.state(), &event, &AppendOptions::default())
-            .await
-        {
-            Ok(_) => return Ok(true),
-            Err(e) if e.is_conflict() => continue, // someone appended first: reduce again
-            Err(e) => return Err(e),
+        (Some(a), Command::Withdraw { amount }) if a.balance < *amount as i64 => {
+            Err(AccountError::InsufficientFunds { balance: a.balance })
+        }
+        (Some(_), Command::Withdraw { amount }) => {
+            Ok(vec![AccountEvent::Withdrew { amount: *amount }])
         }
     }
+}
+
+/// Handles one request: the whole command in one call, idempotent under the request's id.
+async fn handle(
+    logs: &LogManager<Account>,
+    id: &LogId,
+    request_id: &str,
+    command: Command,
+) -> Result<i64, AccountError> {
+    let options = AppendOptions::new().with_idempotency_key(request_id);
+    let done = logs
+        .execute(id, &options, |account: Option<&Account>| {
+            decide(account, &command)
+        })
+        .await?;
+    Ok(done.reduction.aggregate.balance)
 }
 
 /// PostgreSQL when `EVENTLOGS_DATABASE_URL` is set, else the in-memory store.
@@ -98,137 +138,102 @@ async fn cache() -> Result<Arc<dyn ReductionCache>, Error> {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
+async fn main() -> Result<(), AccountError> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .init();
 
     let (store, cache) = (store().await?, cache().await?);
     let logs = LogManager::<Account>::builder(store).cache(cache).build();
+    // Request ids come from the clients; each names one request, whatever its retries.
+    let request = |what: &str| format!("{what}-{}", LogId::new().ulid());
 
-    // 1. Create an account idempotently: the retry (say, after a timeout) writes nothing.
-    // The key identifies the request; a real service takes it from the client's request.
-    let request_id = LogId::new().ulid();
-    let open = AppendOptions::default().idempotency_key(format!("open-account-{request_id}"));
+    // 1. Open an account. The client's retry (say, after a timeout) is a replay: it writes
+    //    nothing and answers for the account the first call opened, even under a fresh id.
     let id = LogId::new();
-    let state = logs
-        .create(
-            &id,
-            &AccountEvent::Opened {
-                owner: "alice".into(),
-            },
-            &open,
-        )
-        .await?;
-    println!("created {id} (next index {})", state.next_index());
-    match logs
-        .create(
+    let open = request("open");
+    let alice = Command::Open {
+        owner: "alice".into(),
+    };
+    handle(&logs, &id, &open, alice.clone()).await?;
+    let retry = logs
+        .execute(
             &LogId::new(),
-            &AccountEvent::Opened {
-                owner: "alice".into(),
-            },
-            &open,
-        )
-        .await
-    {
-        Err(Error::IdempotentReplay {
-            log_id,
-            first_index,
-            ..
-        }) => {
-            println!("retried create replayed: the account is still {log_id}, index {first_index}")
-        }
-        other => panic!("expected a replay, got {other:?}"),
-    }
-
-    // 2. Deposit, then reduce to the current balance.
-    let state = logs
-        .append(
-            &id,
-            &state,
-            &AccountEvent::Deposited { amount: 100 },
-            &AppendOptions::default(),
+            &AppendOptions::new().with_idempotency_key(&open),
+            |account: Option<&Account>| decide(account, &alice),
         )
         .await?;
-    logs.append(
+    assert!(retry.replayed && retry.reduction.log_id == id);
+    println!("opened {id}; the retried open replayed (no second account)");
+
+    // 2. Deposit and withdraw: each command reduces, decides and appends in one call.
+    handle(
+        &logs,
         &id,
-        &state,
-        &AccountEvent::Deposited { amount: 50 },
-        &AppendOptions::default(),
+        &request("deposit"),
+        Command::Deposit { amount: 150 },
     )
     .await?;
+    let withdrawal = request("withdraw");
+    let balance = handle(&logs, &id, &withdrawal, Command::Withdraw { amount: 120 }).await?;
+    println!("deposited 150, withdrew 120: balance {balance}");
+
+    // 3. The guard refuses with the service's own error type...
+    match handle(
+        &logs,
+        &id,
+        &request("withdraw"),
+        Command::Withdraw { amount: 120 },
+    )
+    .await
+    {
+        Err(AccountError::InsufficientFunds { balance }) => {
+            println!("withdraw 120 again: refused, insufficient funds ({balance})")
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    // ...but a retry of the withdrawal that succeeded is a replay, not a refusal: the
+    // decision is not run again on the lower balance.
+    let replayed = handle(&logs, &id, &withdrawal, Command::Withdraw { amount: 120 }).await?;
+    println!("the retried withdrawal replayed: balance still {replayed}");
+
+    // 4. Racing writers: 8 deposits at once. Each lost race is decided again on the fresh
+    //    state (jittered backoff, bounded attempts); none is lost.
+    let deposits: Vec<_> = (0..8)
+        .map(|_| {
+            let logs = logs.clone();
+            tokio::spawn(async move {
+                handle(
+                    &logs,
+                    &id,
+                    &request("deposit"),
+                    Command::Deposit { amount: 10 },
+                )
+                .await
+            })
+        })
+        .collect();
+    for deposit in deposits {
+        deposit.await.expect("the task ran")?;
+    }
+
+    // 5. Reductions are cached in the background; the next reduce reads only newer events,
+    //    and equals a fold from index 0.
+    logs.flush().await;
     let account = logs.reduce(&id).await?;
+    assert_eq!(account.cache, CacheOutcome::Hit);
     println!(
-        "{} has {} after {} events ({} read from the store)",
+        "{} has {} after {} events ({} read from the store, the rest from the cache)",
         account.aggregate.owner,
         account.aggregate.balance,
         account.len(),
         account.events_read
     );
 
-    // 3. A guarded debit: allowed while the balance covers it.
-    println!(
-        "withdraw 120: {}",
-        if withdraw(&logs, &id, 120).await? {
-            "done"
-        } else {
-            "refused"
-        }
-    );
-    println!(
-        "withdraw 120 again: {}",
-        if withdraw(&logs, &id, 120).await? {
-            "done"
-        } else {
-            "refused: insufficient funds"
-        }
-    );
-
-    // 4. Reductions are cached in the background; the next reduce reads only newer events.
-    logs.flush().await;
-    let cached = logs.reduce(&id).await?;
-    assert_eq!(cached.cache, CacheOutcome::Hit);
-    println!(
-        "reduce from the cache: balance {}, {} event read to confirm the cached value",
-        cached.aggregate.balance, cached.events_read
-    );
-
-    // 5. Two writers with the same state: one wins, the other gets ConcurrentAppend.
-    let stale = cached.state();
-    logs.append(
-        &id,
-        &stale,
-        &AccountEvent::Deposited { amount: 5 },
-        &AppendOptions::default(),
-    )
-    .await?;
-    match logs
-        .append(
-            &id,
-            &stale,
-            &AccountEvent::Deposited { amount: 7 },
-            &AppendOptions::default(),
-        )
-        .await
-    {
-        Err(Error::ConcurrentAppend { index, .. }) => {
-            println!("second writer lost the race for index {index}; reducing and retrying");
-            let fresh = logs.reduce(&id).await?;
-            logs.append(
-                &id,
-                &fresh.state(),
-                &AccountEvent::Deposited { amount: 7 },
-                &AppendOptions::default(),
-            )
-            .await?;
-        }
-        other => panic!("expected a conflict, got {other:?}"),
-    }
-
-    // 6. Page through the history, two events at a time.
+    // 6. Page through the history, four events at a time.
     let mut from = 0;
     loop {
-        let page = logs.load(&id, from, 2).await?;
+        let page = logs.load(&id, from, 4).await?;
         let Some(last) = page.last() else { break };
         for record in &page {
             println!(
@@ -239,8 +244,6 @@ async fn main() -> Result<(), Error> {
         }
         from = last.index + 1;
     }
-    let account = logs.reduce(&id).await?;
-    println!("final balance: {}", account.aggregate.balance);
     println!("cache: {:?}", logs.cache_stats());
     Ok(())
 }

@@ -6,8 +6,9 @@ use std::time::{Duration, Instant};
 
 use eventlogs::postgres::PostgresEventStore;
 use eventlogs::{
-    AppendRequest, EventFeed, EventStore, FeedEvent, FeedPosition, LogId, LogState, NewEvent,
-    Subscription, SubscriptionOptions,
+    backend::{AppendRequest, NewEvent},
+    EventFeed, EventStore, FeedEvent, FeedPosition, LogId, LogState, Subscription,
+    SubscriptionOptions,
 };
 use tokio::sync::oneshot;
 
@@ -137,7 +138,7 @@ pub(crate) async fn catch_up(env: &Env, rows: &mut Vec<Row>) -> Result<(), Strin
     seed(&store).await?;
     let end = store.head().await.map_err(|e| e.to_string())?;
     let sql = store.feed_sql().to_owned();
-    let options = SubscriptionOptions::default().batch_size(BATCH);
+    let options = SubscriptionOptions::default().with_batch_size(BATCH);
     let subscription = Arc::new(
         Subscription::new(Arc::clone(&store), "bench-catch-up", options)
             .map_err(|e| e.to_string())?,

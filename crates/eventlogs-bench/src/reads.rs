@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::Pool;
-use eventlogs::{CacheKey, LogId, LogManager, Never};
+use eventlogs::{backend::CacheKey, LogId, LogManager, Never};
 use futures::StreamExt;
 use tokio_postgres::types::ToSql;
 

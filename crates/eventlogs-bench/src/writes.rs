@@ -73,14 +73,10 @@ pub(crate) async fn library_creates(env: &Env, concurrency: usize) -> Result<Wor
     Ok(workload(move |_, i| {
         let logs = logs.clone();
         async move {
-            logs.create(
-                &LogId::new(),
-                &Payment::new(i as i64),
-                &AppendOptions::default(),
-            )
-            .await
-            .map(|_| 1)
-            .map_err(|e| e.to_string())
+            logs.create(&LogId::new(), &Payment::new(i as i64))
+                .await
+                .map(|_| 1)
+                .map_err(|e| e.to_string())
         }
     }))
 }
@@ -115,7 +111,7 @@ async fn worker_logs(logs: &LogManager<Balance>, n: usize) -> Result<Vec<LogStat
     for _ in 0..n {
         let log = LogId::new();
         states.push(
-            logs.create(&log, &Payment::new(0), &AppendOptions::default())
+            logs.create(&log, &Payment::new(0))
                 .await
                 .map_err(|e| e.to_string())?,
         );
@@ -138,17 +134,18 @@ pub(crate) async fn library_appends(
         let (logs, states, events) = (logs.clone(), Arc::clone(&states), Arc::clone(&events));
         async move {
             let state = states.lock().map_err(|e| e.to_string())?[worker];
-            let log = state.log_id();
+            let _log = state.log_id();
             let options = if keyed {
                 // Unique across slices and runs (iterations start again at 0 in each slice).
-                AppendOptions::new().idempotency_key(format!("bench-{}", LogId::new()))
+                AppendOptions::new().with_idempotency_key(format!("bench-{}", LogId::new()))
             } else {
                 AppendOptions::default()
             };
             let next = if events.len() == 1 {
-                logs.append(&log, &state, &events[0], &options).await
+                logs.append_with(&state, std::slice::from_ref(&events[0]), &options)
+                    .await
             } else {
-                logs.append_batch(&log, &state, &events, &options).await
+                logs.append_with(&state, &events, &options).await
             }
             .map_err(|e| e.to_string())?;
             states.lock().map_err(|e| e.to_string())?[worker] = next;
@@ -250,7 +247,7 @@ pub(crate) async fn contention(
         .cache(env.cache().await?)
         .build();
     let log = LogId::new();
-    logs.create(&log, &Payment::new(0), &AppendOptions::default())
+    logs.create(&log, &Payment::new(0))
         .await
         .map_err(|e| e.to_string())?;
     let conflicts = Arc::new(AtomicU64::new(0));
@@ -260,15 +257,7 @@ pub(crate) async fn contention(
         async move {
             loop {
                 let state = logs.reduce(&log).await.map_err(|e| e.to_string())?.state();
-                match logs
-                    .append(
-                        &log,
-                        &state,
-                        &Payment::new(i as i64),
-                        &AppendOptions::default(),
-                    )
-                    .await
-                {
+                match logs.append(&state, &Payment::new(i as i64)).await {
                     Ok(_) => return Ok(1),
                     Err(e) if e.is_conflict() => {
                         conflicts.fetch_add(1, Ordering::Relaxed);

@@ -45,3 +45,44 @@ pub trait Aggregate: Default + Serialize + DeserializeOwned + Send + Sync + 'sta
     /// Folds one event into the state.
     fn apply(&mut self, record: &EventRecord<Self::Event>);
 }
+
+/// The aggregate of a service that only writes and reads events: it folds nothing but the
+/// count, so `LogManager<EventsOnly<E>>` gives `execute`, `create`, `append`, `load` and
+/// `stream` of events `E` without inventing a state type.
+///
+/// ```
+/// use eventlogs_core::{EventsOnly, LogManager};
+/// # fn demo(store: impl eventlogs_core::EventStore) {
+/// let audit = LogManager::<EventsOnly<String>>::new(store);
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(bound = "")]
+pub struct EventsOnly<E> {
+    /// How many events the log holds.
+    pub count: u64,
+    #[serde(skip)]
+    _events: std::marker::PhantomData<fn() -> E>,
+}
+
+impl<E> Default for EventsOnly<E> {
+    fn default() -> Self {
+        Self {
+            count: 0,
+            _events: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<E> Aggregate for EventsOnly<E>
+where
+    E: Serialize + DeserializeOwned + Send + Sync + 'static,
+{
+    type Event = E;
+    const NAME: &'static str = "eventlogs.events-only";
+    const VERSION: u32 = 1;
+
+    fn apply(&mut self, _: &EventRecord<E>) {
+        self.count += 1;
+    }
+}

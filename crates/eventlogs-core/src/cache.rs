@@ -77,7 +77,17 @@ pub trait ReductionCache: Send + Sync + fmt::Debug + 'static {
 
     /// Removes the entry, if any.
     async fn delete(&self, key: &CacheKey) -> Result<()>;
+
+    /// The largest entry this cache stores and reads back, in bytes. The
+    /// [`LogManager`](crate::LogManager) takes its entry limit from here, so the two can never
+    /// disagree. Default: [`DEFAULT_MAX_ENTRY_BYTES`].
+    fn max_entry_bytes(&self) -> usize {
+        DEFAULT_MAX_ENTRY_BYTES
+    }
 }
+
+/// The entry size limit of a cache that sets none: 1 MiB.
+pub const DEFAULT_MAX_ENTRY_BYTES: usize = 1024 * 1024;
 
 #[async_trait]
 impl<T: ReductionCache + ?Sized> ReductionCache for Arc<T> {
@@ -91,5 +101,9 @@ impl<T: ReductionCache + ?Sized> ReductionCache for Arc<T> {
 
     async fn delete(&self, key: &CacheKey) -> Result<()> {
         (**self).delete(key).await
+    }
+
+    fn max_entry_bytes(&self) -> usize {
+        (**self).max_entry_bytes()
     }
 }

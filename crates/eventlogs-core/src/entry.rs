@@ -5,12 +5,13 @@ use serde::Serialize;
 
 use crate::{CacheKey, Timestamp};
 
-/// Layout of the header, big-endian, followed by the postcard-encoded aggregate:
+/// Layout of the header, big-endian, followed by the postcard-encoded body (the time of the
+/// log's first event, in microseconds since the epoch, then the aggregate):
 ///
 /// | offset | size | field |
 /// |---|---|---|
 /// | 0 | 3 | magic `ELR` |
-/// | 3 | 1 | format version (1) |
+/// | 3 | 1 | format version ([`FORMAT`]) |
 /// | 4 | 4 | `through_index` |
 /// | 8 | 8 | fingerprint of the last folded event |
 /// | 16 | 8 | identity: hash of the cache key the entry was written for |
@@ -21,7 +22,9 @@ pub const HEADER_LEN: usize = 44;
 /// Offset of the big-endian `through_index` (for compare-and-set scripts).
 pub const THROUGH_INDEX_OFFSET: usize = 4;
 const MAGIC: &[u8; 3] = b"ELR";
-const FORMAT: u8 = 1;
+/// The format version this library writes and reads (byte 3 of the header). Entries of other
+/// versions are misses, replaced by the next write.
+pub const FORMAT: u8 = 2;
 
 /// A reduction as it is cached, with what `reduce` needs to confirm it against the store.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,6 +35,8 @@ pub struct CacheEntry<A> {
     pub fingerprint: u64,
     /// When the aggregate was folded.
     pub reduced_at: Timestamp,
+    /// When the log's first event was recorded.
+    pub created_at: Timestamp,
     /// The folded state.
     pub aggregate: A,
 }
@@ -99,8 +104,9 @@ impl<A: Serialize> CacheEntry<A> {
         out.extend_from_slice(&identity(key).to_be_bytes());
         out.extend_from_slice(&self.reduced_at.as_unix_micros().to_be_bytes());
         out.extend_from_slice(&[0; 12]);
-        let mut out = postcard::to_extend(&self.aggregate, out)
-            .map_err(|e| EntryError::Body(e.to_string()))?;
+        let body = (self.created_at.as_unix_micros(), &self.aggregate);
+        let mut out =
+            postcard::to_extend(&body, out).map_err(|e| EntryError::Body(e.to_string()))?;
         let body_len = out.len() - HEADER_LEN;
         let body_len = u32::try_from(body_len).map_err(|_| EntryError::TooLarge(out.len()))?;
         out[32..36].copy_from_slice(&body_len.to_be_bytes());
@@ -144,8 +150,9 @@ impl<A: DeserializeOwned> CacheEntry<A> {
         if be_u64(bytes, 16) != identity(key) {
             return Err(EntryError::Foreign);
         }
-        let (aggregate, rest) = postcard::take_from_bytes(&bytes[HEADER_LEN..])
-            .map_err(|e| EntryError::Body(e.to_string()))?;
+        let ((created_at, aggregate), rest) =
+            postcard::take_from_bytes::<(i64, A)>(&bytes[HEADER_LEN..])
+                .map_err(|e| EntryError::Body(e.to_string()))?;
         if !rest.is_empty() {
             return Err(EntryError::Body(format!(
                 "{} bytes left over after the aggregate",
@@ -156,6 +163,7 @@ impl<A: DeserializeOwned> CacheEntry<A> {
             through_index: be_u32(bytes, THROUGH_INDEX_OFFSET),
             fingerprint: be_u64(bytes, 8),
             reduced_at: Timestamp::from_unix_micros(be_u64(bytes, 24) as i64),
+            created_at: Timestamp::from_unix_micros(created_at),
             aggregate,
         })
     }
@@ -172,6 +180,7 @@ mod tests {
             through_index: 41,
             fingerprint: 0xfeed,
             reduced_at: Timestamp::from_unix_micros(1_700_000_000_000_000),
+            created_at: Timestamp::from_unix_micros(1_600_000_000_000_000),
             aggregate: vec![1, 2, 3],
         }
     }
@@ -227,6 +236,7 @@ mod tests {
             through_index: 1,
             fingerprint: 2,
             reduced_at: Timestamp::UNIX_EPOCH,
+            created_at: Timestamp::UNIX_EPOCH,
             aggregate,
         }
     }

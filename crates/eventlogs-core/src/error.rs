@@ -39,9 +39,9 @@ pub enum Error {
         /// The log the original call wrote to.
         log_id: LogId,
         /// The index of the first event the original call wrote.
-        first_index: u32,
+        first_index: u64,
         /// How many events the original call wrote.
-        count: u32,
+        count: u64,
     },
 
     /// The idempotency key was already used by a different request. Nothing was written.
@@ -69,16 +69,7 @@ pub enum Error {
         /// The index the first new event would have taken.
         next_index: u64,
         /// How many events were to be appended.
-        count: usize,
-    },
-
-    /// A [`LogState`](crate::LogState) of one log was used to append to another. Nothing was written.
-    #[error("a state of {state_log_id} was used to append to {log_id}")]
-    WrongLog {
-        /// The log appended to.
-        log_id: LogId,
-        /// The log the state belongs to.
-        state_log_id: LogId,
+        count: u64,
     },
 
     /// The expected index is past the end of the log: appending would leave a gap. Nothing was
@@ -90,6 +81,17 @@ pub enum Error {
         log_id: LogId,
         /// The index this call expected to write.
         index: u64,
+    },
+
+    /// A command ([`LogManager::execute`](crate::LogManager::execute)) lost the race for the
+    /// log's next index on every attempt its [`RetryPolicy`](crate::RetryPolicy) allows.
+    /// Nothing was written by the last attempt. Retryable: the log is busy, not broken.
+    #[error("command on {log_id} lost to concurrent writers {attempts} time(s)")]
+    Contended {
+        /// The log the command was for.
+        log_id: LogId,
+        /// How many attempts were made.
+        attempts: u32,
     },
 
     /// The request was refused before anything was written.
@@ -190,36 +192,51 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            Self::Unavailable { .. } | Self::Timeout { .. } | Self::Cancelled { .. }
+            Self::Unavailable { .. }
+                | Self::Timeout { .. }
+                | Self::Cancelled { .. }
+                | Self::Contended { .. }
         )
     }
 
     /// Whether the state used was stale: reduce again and retry with the fresh state.
     #[must_use]
     pub fn is_conflict(&self) -> bool {
-        matches!(self, Self::ConcurrentAppend { .. } | Self::IndexGap { .. })
+        matches!(
+            self,
+            Self::ConcurrentAppend { .. } | Self::IndexGap { .. } | Self::Contended { .. }
+        )
     }
 
-    /// A short, stable name of the variant, for metrics and logs.
+    /// Which kind of error this is: comparable, for tests and for matching without the
+    /// variant's fields. Its [`Display`](std::fmt::Display) is a short, stable name for metrics
+    /// and logs.
+    ///
+    /// ```
+    /// use eventlogs_core::{Error, ErrorKind, LogId};
+    /// let error = Error::LogNotFound { log_id: LogId::new() };
+    /// assert_eq!(error.kind(), ErrorKind::LogNotFound);
+    /// assert_eq!(error.kind().to_string(), "log_not_found");
+    /// ```
     #[must_use]
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            Self::ConcurrentAppend { .. } => "concurrent_append",
-            Self::IdempotentReplay { .. } => "idempotent_replay",
-            Self::IdempotencyConflict { .. } => "idempotency_conflict",
-            Self::LogNotFound { .. } => "log_not_found",
-            Self::LogFull { .. } => "log_full",
-            Self::WrongLog { .. } => "wrong_log",
-            Self::IndexGap { .. } => "index_gap",
-            Self::InvalidInput(_) => "invalid_input",
-            Self::Unavailable { .. } => "unavailable",
-            Self::Timeout { .. } => "timeout",
-            Self::Cancelled { .. } => "cancelled",
-            Self::Backend { .. } => "backend",
-            Self::Handler { .. } => "handler",
-            Self::SubscriptionRunning { .. } => "subscription_running",
-            Self::Unsupported { .. } => "unsupported",
-            Self::Corrupt { .. } => "corrupt",
+            Self::ConcurrentAppend { .. } => ErrorKind::ConcurrentAppend,
+            Self::IdempotentReplay { .. } => ErrorKind::IdempotentReplay,
+            Self::IdempotencyConflict { .. } => ErrorKind::IdempotencyConflict,
+            Self::LogNotFound { .. } => ErrorKind::LogNotFound,
+            Self::LogFull { .. } => ErrorKind::LogFull,
+            Self::IndexGap { .. } => ErrorKind::IndexGap,
+            Self::Contended { .. } => ErrorKind::Contended,
+            Self::InvalidInput(_) => ErrorKind::InvalidInput,
+            Self::Unavailable { .. } => ErrorKind::Unavailable,
+            Self::Timeout { .. } => ErrorKind::Timeout,
+            Self::Cancelled { .. } => ErrorKind::Cancelled,
+            Self::Backend { .. } => ErrorKind::Backend,
+            Self::Handler { .. } => ErrorKind::Handler,
+            Self::SubscriptionRunning { .. } => ErrorKind::SubscriptionRunning,
+            Self::Unsupported { .. } => ErrorKind::Unsupported,
+            Self::Corrupt { .. } => ErrorKind::Corrupt,
         }
     }
 
@@ -229,6 +246,76 @@ impl Error {
             service,
             source: source.into(),
         }
+    }
+}
+
+/// The kind of an [`Error`], without its fields: `Copy` and `PartialEq`, so tests can
+/// `assert_eq!` on it and services can map it (to HTTP statuses, metrics labels) in one match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// [`Error::ConcurrentAppend`].
+    ConcurrentAppend,
+    /// [`Error::IdempotentReplay`].
+    IdempotentReplay,
+    /// [`Error::IdempotencyConflict`].
+    IdempotencyConflict,
+    /// [`Error::LogNotFound`].
+    LogNotFound,
+    /// [`Error::LogFull`].
+    LogFull,
+    /// [`Error::IndexGap`].
+    IndexGap,
+    /// [`Error::Contended`].
+    Contended,
+    /// [`Error::InvalidInput`].
+    InvalidInput,
+    /// [`Error::Unavailable`].
+    Unavailable,
+    /// [`Error::Timeout`].
+    Timeout,
+    /// [`Error::Cancelled`].
+    Cancelled,
+    /// [`Error::Backend`].
+    Backend,
+    /// [`Error::Handler`].
+    Handler,
+    /// [`Error::SubscriptionRunning`].
+    SubscriptionRunning,
+    /// [`Error::Unsupported`].
+    Unsupported,
+    /// [`Error::Corrupt`].
+    Corrupt,
+}
+
+impl ErrorKind {
+    /// A short, stable, `snake_case` name, for metrics labels and logs.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::ConcurrentAppend => "concurrent_append",
+            Self::IdempotentReplay => "idempotent_replay",
+            Self::IdempotencyConflict => "idempotency_conflict",
+            Self::LogNotFound => "log_not_found",
+            Self::LogFull => "log_full",
+            Self::IndexGap => "index_gap",
+            Self::Contended => "contended",
+            Self::InvalidInput => "invalid_input",
+            Self::Unavailable => "unavailable",
+            Self::Timeout => "timeout",
+            Self::Cancelled => "cancelled",
+            Self::Backend => "backend",
+            Self::Handler => "handler",
+            Self::SubscriptionRunning => "subscription_running",
+            Self::Unsupported => "unsupported",
+            Self::Corrupt => "corrupt",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -268,21 +355,21 @@ mod tests {
             ),
             (Error::LogNotFound { log_id }, "log_not_found", false, false),
             (
+                Error::Contended {
+                    log_id,
+                    attempts: 5,
+                },
+                "contended",
+                true,
+                true,
+            ),
+            (
                 Error::LogFull {
                     log_id,
                     next_index: 1,
                     count: 1,
                 },
                 "log_full",
-                false,
-                false,
-            ),
-            (
-                Error::WrongLog {
-                    log_id,
-                    state_log_id: log_id,
-                },
-                "wrong_log",
                 false,
                 false,
             ),
@@ -373,7 +460,7 @@ mod tests {
             ),
         ];
         for (error, kind, retryable, conflict) in cases {
-            assert_eq!(error.kind(), kind, "{error:?}");
+            assert_eq!(error.kind().as_str(), kind, "{error:?}");
             assert_eq!(error.is_retryable(), retryable, "{error:?}");
             assert_eq!(error.is_conflict(), conflict, "{error:?}");
         }

@@ -5,7 +5,7 @@ use std::fmt;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::{LogId, RawEvent, Result};
+use crate::{EventRecord, LogId, RawEvent, Result};
 
 /// A place in the global feed, ordered. `FeedPosition::START` is before every event.
 ///
@@ -44,6 +44,22 @@ pub struct FeedEvent {
     pub log_id: LogId,
     /// The event.
     pub event: RawEvent,
+}
+
+impl FeedEvent {
+    /// The event as a typed record of its log (deserializes the payload and metadata); a
+    /// payload that no longer fits `E` is [`Error::Corrupt`](crate::Error::Corrupt).
+    pub fn decode<E: serde::de::DeserializeOwned>(&self) -> Result<EventRecord<E>> {
+        self.event.decode(&self.log_id)
+    }
+
+    /// The event's type name as serde wrote it (the `"type"` field, or an enum variant's
+    /// name), read without deserializing the payload. See
+    /// [`RawEvent::event_type`](crate::backend::RawEvent::event_type).
+    #[must_use]
+    pub fn event_type(&self) -> Option<String> {
+        self.event.event_type()
+    }
 }
 
 /// Reads the global feed.

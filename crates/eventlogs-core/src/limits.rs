@@ -8,8 +8,8 @@
 ///
 /// ```
 /// use eventlogs_core::Limits;
-/// let limits = Limits::default().max_event_bytes(64 * 1024).max_batch_events(500);
-/// assert_eq!(limits.event_bytes(), 64 * 1024);
+/// let limits = Limits::default().with_max_event_bytes(64 * 1024).with_max_batch_events(500);
+/// assert_eq!(limits.max_event_bytes(), 64 * 1024);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -38,17 +38,17 @@ impl Default for Limits {
 }
 
 macro_rules! limit {
-    ($field:ident, $getter:ident, $ty:ty, $doc:literal) => {
+    ($field:ident, $setter:ident, $ty:ty, $doc:literal) => {
         #[doc = concat!("Sets the maximum ", $doc, ".")]
         #[must_use]
-        pub fn $field(mut self, value: $ty) -> Self {
+        pub fn $setter(mut self, value: $ty) -> Self {
             self.$field = value;
             self
         }
 
         #[doc = concat!("The maximum ", $doc, ".")]
         #[must_use]
-        pub fn $getter(&self) -> $ty {
+        pub fn $field(&self) -> $ty {
             self.$field
         }
     };
@@ -57,42 +57,42 @@ macro_rules! limit {
 impl Limits {
     limit!(
         max_event_bytes,
-        event_bytes,
+        with_max_event_bytes,
         usize,
         "size of one event's JSON, in bytes"
     );
     limit!(
         max_metadata_bytes,
-        metadata_bytes,
+        with_max_metadata_bytes,
         usize,
         "size of a request's metadata JSON, in bytes"
     );
     limit!(
         max_batch_events,
-        batch_events,
+        with_max_batch_events,
         usize,
         "number of events in one append"
     );
     limit!(
         max_batch_bytes,
-        batch_bytes,
+        with_max_batch_bytes,
         usize,
         "total JSON size of one append's events, in bytes"
     );
     limit!(
         max_page_events,
-        page_events,
+        with_max_page_events,
         u32,
         "number of events one `load` returns"
     );
     limit!(
         max_idempotency_key_bytes,
-        idempotency_key_bytes,
+        with_max_idempotency_key_bytes,
         usize,
         "length of an idempotency key, in bytes"
     );
 
-    /// Refuses a `load` of more than [`page_events`](Self::page_events) events with
+    /// Refuses a `load` of more than [`max_page_events`](Self::max_page_events) events with
     /// [`InvalidInput::PageTooLarge`](crate::InvalidInput::PageTooLarge). The one page rule:
     /// every store's `load` calls this first, so the manager and a store called directly
     /// answer alike.

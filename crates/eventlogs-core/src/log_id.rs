@@ -61,12 +61,43 @@ impl LogId {
         Self(Ulid(value))
     }
 
-    /// When the id was generated (the ULID's millisecond timestamp).
+    /// The time part of the ULID (milliseconds). Meaningful only for ids made by
+    /// [`LogId::new`]; an id converted from a random UUID or an arbitrary `u128` carries no
+    /// time. The library never relies on it: a log's age is the time of its first event
+    /// ([`Reduction::created_at`](crate::Reduction::created_at)).
     #[must_use]
-    pub fn created_at(&self) -> Timestamp {
+    pub fn ulid_timestamp(&self) -> Timestamp {
         Timestamp::from_unix_micros(
             i64::try_from(self.0.timestamp_ms()).unwrap_or(i64::MAX / 1000) * 1000,
         )
+    }
+}
+
+/// A UUID becomes the log id with the same 128 bits (and back), so a service that keys its
+/// entities by UUID uses them as log ids as they are. The string forms differ (`log_…` in
+/// Crockford base32 here); the stored id is the same 128-bit value.
+///
+/// ```
+/// # #[cfg(feature = "uuid")] {
+/// use eventlogs_core::LogId;
+/// let order = uuid::Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_002a);
+/// let log = LogId::from(order);
+/// assert_eq!(uuid::Uuid::from(log), order);
+/// # }
+/// ```
+#[cfg(feature = "uuid")]
+#[cfg_attr(docsrs, doc(cfg(feature = "uuid")))]
+impl From<uuid::Uuid> for LogId {
+    fn from(uuid: uuid::Uuid) -> Self {
+        Self::from_u128(uuid.as_u128())
+    }
+}
+
+#[cfg(feature = "uuid")]
+#[cfg_attr(docsrs, doc(cfg(feature = "uuid")))]
+impl From<LogId> for uuid::Uuid {
+    fn from(log_id: LogId) -> Self {
+        uuid::Uuid::from_u128(log_id.to_u128())
     }
 }
 
@@ -200,11 +231,11 @@ mod tests {
     }
 
     #[test]
-    fn created_at_is_the_ulid_time() {
+    fn ulid_timestamp_is_the_ulid_time() {
         let before = Timestamp::now().as_unix_micros() / 1000 * 1000;
         let id = LogId::new();
         let after = Timestamp::now().as_unix_micros();
-        let at = id.created_at().as_unix_micros();
+        let at = id.ulid_timestamp().as_unix_micros();
         assert!(before <= at && at <= after, "{before} <= {at} <= {after}");
     }
 

@@ -13,7 +13,7 @@ use crate::{Error, LogId, Result, Timestamp};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EventRecord<E> {
     /// Position in the log, from 0 without gaps.
-    pub index: u32,
+    pub index: u64,
     /// When the store committed the event (database clock; informational, order is by index).
     pub recorded_at: Timestamp,
     /// The idempotency key of the write that stored the event, if it had one.
@@ -56,7 +56,7 @@ impl RawEvent {
             None => None,
         };
         Ok(EventRecord {
-            index: self.index,
+            index: u64::from(self.index),
             recorded_at: self.recorded_at,
             idempotency_key: self.idempotency_key.clone(),
             metadata,

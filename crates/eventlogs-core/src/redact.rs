@@ -23,7 +23,7 @@ const HIDDEN: &str = "***";
 /// leaked. An empty string stays empty.
 ///
 /// ```
-/// use eventlogs_core::redact_connection_string as redact;
+/// use eventlogs_core::backend::redact_connection_string as redact;
 ///
 /// assert_eq!(redact("postgres://app:pa/ss@db/app"), "postgres://app:***@db/app");
 /// assert_eq!(redact("redis://:p@ss@h:6379"), "redis://:***@h:6379");

@@ -24,7 +24,12 @@ pub enum CacheOutcome {
 }
 
 /// An aggregate folded from a log's events `0..=through_index`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// Two reductions are equal when they are the same state: the same log, folded through the
+/// same index, to equal aggregates. When and how they were computed (`reduced_at`,
+/// `events_read`, `cache`) does not take part, so a reduction from the cache equals one
+/// folded from index 0.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Reduction<A> {
     /// The log reduced.
@@ -32,8 +37,11 @@ pub struct Reduction<A> {
     /// When the aggregate was folded (this machine's clock; for a cache hit with no new
     /// events, when the cached value was folded).
     pub reduced_at: Timestamp,
+    /// When the log's first event was recorded (the store's clock): the log's age, whatever
+    /// its id looks like. [`LogAgePolicy`](crate::LogAgePolicy) measures from it.
+    pub created_at: Timestamp,
     /// The index of the last event folded.
-    pub through_index: u32,
+    pub through_index: u64,
     /// The folded state.
     pub aggregate: A,
     /// How many events this call read from the store (including the one that confirmed a
@@ -51,6 +59,16 @@ fn disabled() -> CacheOutcome {
     CacheOutcome::Disabled
 }
 
+impl<A: PartialEq> PartialEq for Reduction<A> {
+    fn eq(&self, other: &Self) -> bool {
+        self.log_id == other.log_id
+            && self.through_index == other.through_index
+            && self.aggregate == other.aggregate
+    }
+}
+
+impl<A: Eq> Eq for Reduction<A> {}
+
 impl<A> Reduction<A> {
     /// The state to append with: the next index is `through_index + 1`.
     #[must_use]
@@ -61,7 +79,7 @@ impl<A> Reduction<A> {
     /// Number of events in the log when it was reduced.
     #[must_use]
     pub fn len(&self) -> u64 {
-        u64::from(self.through_index) + 1
+        self.through_index + 1
     }
 
     /// Always false: a reduction folds at least one event.
@@ -70,12 +88,15 @@ impl<A> Reduction<A> {
         false
     }
 
-    /// Builds a reduction by hand, for tests of caching policies.
+    /// Builds a reduction by hand, for tests of caching policies: folded now, of a log created
+    /// now.
     #[must_use]
-    pub fn new(log_id: LogId, through_index: u32, aggregate: A) -> Self {
+    pub fn new(log_id: LogId, through_index: u64, aggregate: A) -> Self {
+        let now = Timestamp::now();
         Self {
             log_id,
-            reduced_at: Timestamp::now(),
+            reduced_at: now,
+            created_at: now,
             through_index,
             aggregate,
             events_read: 0,

@@ -93,10 +93,10 @@ impl AppendRequest {
             check_event(position, event.json(), limits)?;
             total = total.saturating_add(size);
         }
-        if total > limits.batch_bytes() {
+        if total > limits.max_batch_bytes() {
             return Err(InvalidInput::BatchTooManyBytes {
                 size: total,
-                max: limits.batch_bytes(),
+                max: limits.max_batch_bytes(),
             }
             .into());
         }
@@ -114,7 +114,7 @@ impl AppendRequest {
             return Err(Error::LogFull {
                 log_id: self.log_id,
                 next_index: self.expected_index,
-                count: self.events.len(),
+                count: self.events.len() as u64,
             });
         }
         Ok(())
@@ -141,8 +141,8 @@ impl AppendRequest {
             Error::IdempotentReplay {
                 key,
                 log_id: stored.log_id,
-                first_index: stored.first_index,
-                count: stored.count,
+                first_index: u64::from(stored.first_index),
+                count: u64::from(stored.count),
             }
         } else {
             Error::IdempotencyConflict { key }
@@ -185,10 +185,10 @@ pub(crate) fn check_count(count: usize, limits: &Limits) -> Result<()> {
     if count == 0 {
         return Err(InvalidInput::EmptyBatch.into());
     }
-    if count > limits.batch_events() {
+    if count > limits.max_batch_events() {
         return Err(InvalidInput::BatchTooLarge {
             count,
-            max: limits.batch_events(),
+            max: limits.max_batch_events(),
         }
         .into());
     }
@@ -197,11 +197,11 @@ pub(crate) fn check_count(count: usize, limits: &Limits) -> Result<()> {
 
 /// Refuses an oversized event, or one holding a NUL character (no database stores it in JSON).
 pub(crate) fn check_event(position: usize, json: &str, limits: &Limits) -> Result<()> {
-    if json.len() > limits.event_bytes() {
+    if json.len() > limits.max_event_bytes() {
         return Err(InvalidInput::EventTooLarge {
             position,
             size: json.len(),
-            max: limits.event_bytes(),
+            max: limits.max_event_bytes(),
         }
         .into());
     }
@@ -210,10 +210,10 @@ pub(crate) fn check_event(position: usize, json: &str, limits: &Limits) -> Resul
 
 /// Refuses oversized metadata, or metadata holding a NUL character.
 pub(crate) fn check_metadata(json: &str, limits: &Limits) -> Result<()> {
-    if json.len() > limits.metadata_bytes() {
+    if json.len() > limits.max_metadata_bytes() {
         return Err(InvalidInput::MetadataTooLarge {
             size: json.len(),
-            max: limits.metadata_bytes(),
+            max: limits.max_metadata_bytes(),
         }
         .into());
     }
@@ -224,7 +224,7 @@ pub(crate) fn check_metadata(json: &str, limits: &Limits) -> Result<()> {
 pub fn check_idempotency_key(key: &str, limits: &Limits) -> Result<()> {
     let reason = if key.is_empty() {
         "must not be empty"
-    } else if key.len() > limits.idempotency_key_bytes() {
+    } else if key.len() > limits.max_idempotency_key_bytes() {
         "is longer than the limit"
     } else if key.contains('\0') {
         "must not contain NUL"
@@ -318,13 +318,17 @@ pub trait EventStore: Send + Sync + fmt::Debug + 'static {
 
     /// Reads at most `max_events` events from `from_index` on, in index order. An unknown log
     /// or a start past the end gives an empty page. Calls [`Limits::check_page`] first: more
-    /// than [`Limits::page_events`] is refused.
+    /// than [`Limits::max_page_events`] is refused.
     async fn load(&self, log_id: &LogId, from_index: u32, max_events: u32)
         -> Result<Vec<RawEvent>>;
 
     /// Streams every event from `from_index` on, in index order, holding a bounded number of
     /// events in memory whatever the log's length.
     async fn stream(&self, log_id: &LogId, from_index: u32) -> Result<RawEventStream>;
+
+    /// The committed write an idempotency key was used for, if any. A key whose write may
+    /// still be in flight is `None`: only a committed write is ever reported.
+    async fn find_idempotency_key(&self, key: &str) -> Result<Option<StoredKey>>;
 
     /// The limits this store enforces.
     fn limits(&self) -> &Limits;
@@ -349,6 +353,10 @@ impl<T: EventStore + ?Sized> EventStore for Arc<T> {
         (**self).stream(log_id, from_index).await
     }
 
+    async fn find_idempotency_key(&self, key: &str) -> Result<Option<StoredKey>> {
+        (**self).find_idempotency_key(key).await
+    }
+
     fn limits(&self) -> &Limits {
         (**self).limits()
     }
@@ -357,6 +365,7 @@ impl<T: EventStore + ?Sized> EventStore for Arc<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ErrorKind;
 
     #[test]
     fn nul_escapes_are_found_only_when_they_are_escapes() {
@@ -414,9 +423,9 @@ mod tests {
     #[test]
     fn validate_checks_every_limit_and_the_last_index() {
         let limits = Limits::default()
-            .max_event_bytes(10)
-            .max_batch_events(2)
-            .max_idempotency_key_bytes(3);
+            .with_max_event_bytes(10)
+            .with_max_batch_events(2)
+            .with_max_idempotency_key_bytes(3);
         let id = LogId::new();
         let small = NewEvent::from_json("1").unwrap();
         let req = |events: Vec<NewEvent>, key: Option<&str>, at: u64| {
@@ -425,29 +434,35 @@ mod tests {
         };
         assert!(req(vec![small.clone()], Some("abc"), 0).is_ok());
         let kind = |r: Result<()>| r.unwrap_err().kind();
-        assert_eq!(kind(req(vec![], None, 0)), "invalid_input");
-        assert_eq!(kind(req(vec![small.clone(); 3], None, 0)), "invalid_input");
+        assert_eq!(kind(req(vec![], None, 0)), ErrorKind::InvalidInput);
+        assert_eq!(
+            kind(req(vec![small.clone(); 3], None, 0)),
+            ErrorKind::InvalidInput
+        );
         assert_eq!(
             kind(req(
                 vec![NewEvent::from_json("\"0123456789\"").unwrap()],
                 None,
                 0
             )),
-            "invalid_input"
+            ErrorKind::InvalidInput
         );
         assert_eq!(
             kind(req(vec![small.clone()], Some("abcd"), 0)),
-            "invalid_input"
+            ErrorKind::InvalidInput
         );
-        assert_eq!(kind(req(vec![small.clone()], Some(""), 0)), "invalid_input");
+        assert_eq!(
+            kind(req(vec![small.clone()], Some(""), 0)),
+            ErrorKind::InvalidInput
+        );
         assert!(req(vec![small.clone()], None, u64::from(u32::MAX)).is_ok());
         assert_eq!(
             kind(req(vec![small.clone(); 2], None, u64::from(u32::MAX))),
-            "log_full"
+            ErrorKind::LogFull
         );
         assert_eq!(
             kind(req(vec![small], None, u64::from(u32::MAX) + 1)),
-            "log_full"
+            ErrorKind::LogFull
         );
     }
 }

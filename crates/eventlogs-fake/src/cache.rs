@@ -5,7 +5,10 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use eventlogs_core::{CacheEntry, CacheKey, Error, ReductionCache, Result};
+use eventlogs_core::{
+    backend::{CacheEntry, CacheKey},
+    Error, ReductionCache, Result,
+};
 use tokio::sync::mpsc;
 
 /// A fault the cache injects into every call until it is cleared.

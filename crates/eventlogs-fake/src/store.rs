@@ -5,8 +5,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use eventlogs_core::{
-    AppendRequest, Appended, Error, EventFeed, EventStore, FeedEvent, FeedPosition, Limits, LogId,
-    RawEvent, RawEventStream, Result, StoredKey, SubscriptionName, Timestamp,
+    backend::{
+        check_idempotency_key, AppendRequest, Appended, RawEvent, RawEventStream, StoredKey,
+    },
+    Error, EventFeed, EventStore, FeedEvent, FeedPosition, Limits, LogId, Result, SubscriptionName,
+    Timestamp,
 };
 use futures::StreamExt;
 
@@ -19,7 +22,7 @@ const STREAM_CHUNK: usize = 256;
 ///
 /// ```
 /// # async fn demo() -> eventlogs_core::Result<()> {
-/// use eventlogs_core::{AppendRequest, EventStore, LogId, LogState, NewEvent};
+/// use eventlogs_core::{EventStore, LogId, LogState, backend::{AppendRequest, NewEvent}};
 /// use eventlogs_fake::FakeEventStore;
 ///
 /// let store = FakeEventStore::new();
@@ -162,6 +165,11 @@ impl EventStore for FakeEventStore {
             count,
             recorded_at,
         })
+    }
+
+    async fn find_idempotency_key(&self, key: &str) -> Result<Option<StoredKey>> {
+        check_idempotency_key(key, &self.limits)?;
+        Ok(self.lock().keys.get(key).copied())
     }
 
     async fn load(

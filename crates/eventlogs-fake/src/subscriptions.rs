@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use eventlogs_core::{
-    FeedPosition, Lag, Result, SubscriptionClaim, SubscriptionName, SubscriptionStore, Timestamp,
+    backend::{SubscriptionClaim, SubscriptionStore},
+    FeedPosition, Lag, Result, SubscriptionName, Timestamp,
 };
 use tokio::sync::watch;
 

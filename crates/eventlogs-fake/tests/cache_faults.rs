@@ -23,7 +23,7 @@ async fn log_of(logs: &LogManager<Tally>, n: i64) -> (LogId, LogState) {
     let log = LogId::new();
     let events: Vec<Entry> = (1..=n).map(Entry::of).collect();
     let state = logs
-        .create_batch(&log, &events, &AppendOptions::default())
+        .create_with(&log, &events, &AppendOptions::default())
         .await
         .unwrap();
     (log, state)
@@ -129,10 +129,7 @@ async fn writes_are_asynchronous_coalesced_and_bounded() {
         // A slow cache is a miss, never a failed or wrong reduce.
         let r = logs.reduce(&log).await.unwrap();
         assert_eq!((r.aggregate.count, r.cache), (3 + i, CacheOutcome::Failed));
-        state = logs
-            .append(&log, &state, &Entry::of(1), &AppendOptions::default())
-            .await
-            .unwrap();
+        state = logs.append(&state, &Entry::of(1)).await.unwrap();
     }
     // Five reads of 200 ms time out at 50 ms each (paused clock: exactly); the 200 ms writes
     // queued meanwhile never held a reduce up.

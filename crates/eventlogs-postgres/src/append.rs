@@ -3,7 +3,10 @@
 
 use std::time::SystemTime;
 
-use eventlogs_core::{AppendRequest, Appended, Error, LogId, Result, StoredKey, Timestamp};
+use eventlogs_core::{
+    backend::{AppendRequest, Appended, StoredKey},
+    Error, LogId, Result, Timestamp,
+};
 
 use crate::error::{classify, query_error, Failure};
 use crate::rows;

@@ -11,7 +11,7 @@ use crate::schema::valid_identifier;
 use crate::store::PostgresEventStore;
 
 /// The URL with any password replaced by `***`, for logs and `Debug` (the one helper of core).
-pub(crate) use eventlogs_core::redact_connection_string as redact;
+pub(crate) use eventlogs_core::backend::redact_connection_string as redact;
 
 /// Settings of a [`PostgresEventStore`]. Every field has a documented default.
 #[derive(Clone)]
@@ -101,7 +101,7 @@ impl fmt::Debug for PostgresConfig {
 /// Builds a [`PostgresEventStore`] from a URL or an existing pool.
 #[derive(Debug)]
 #[must_use]
-pub struct PostgresStoreBuilder {
+pub struct PostgresEventStoreBuilder {
     config: PostgresConfig,
     pool: Option<PoolDebug>,
 }
@@ -115,7 +115,7 @@ impl fmt::Debug for PoolDebug {
     }
 }
 
-impl PostgresStoreBuilder {
+impl PostgresEventStoreBuilder {
     pub(crate) fn from_url(url: String) -> Self {
         Self {
             config: PostgresConfig {

@@ -218,7 +218,7 @@ fn certificate_error<'a>(
 fn untrusted_certificate(certificate: &rustls::Error) -> Error {
     InvalidInput::Config(format!(
         "the PostgreSQL server's TLS certificate is not trusted ({certificate}): trust the CA \
-         that signed it with `PostgresStoreBuilder::tls_root_certificates_pem` \
+         that signed it with `PostgresEventStoreBuilder::tls_root_certificates_pem` \
          (`PostgresConfig::tls_root_certificates`), and connect to a host name the \
          certificate lists"
     ))
@@ -387,7 +387,7 @@ mod tests {
     fn every_sqlstate_maps_to_its_kind() {
         for (code, kind, retryable) in table() {
             let error = map_code(&code, "server message", "driver error".into());
-            assert_eq!(error.kind(), kind, "{code:?}: {error:?}");
+            assert_eq!(error.kind().as_str(), kind, "{code:?}: {error:?}");
             assert_eq!(error.is_retryable(), retryable, "{code:?}: {error:?}");
         }
         // No code of the lists above is missing from the table.

@@ -33,7 +33,7 @@ mod subscription_sql;
 mod tls;
 mod transactional;
 
-pub use config::{PostgresConfig, PostgresStoreBuilder};
+pub use config::{PostgresConfig, PostgresEventStoreBuilder};
 pub use schema::{migration_sql, Migration, MIGRATIONS};
 pub use store::PostgresEventStore;
 pub use subscription::PostgresClaim;

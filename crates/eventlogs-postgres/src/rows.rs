@@ -1,6 +1,9 @@
 //! Decoding rows into events and key records, refusing values that break the store's invariants.
 
-use eventlogs_core::{Error, FeedPosition, LogId, RawEvent, Result, StoredKey, Timestamp};
+use eventlogs_core::{
+    backend::{RawEvent, StoredKey},
+    Error, FeedPosition, LogId, Result, Timestamp,
+};
 use tokio_postgres::types::{FromSql, Type};
 use tokio_postgres::Row;
 

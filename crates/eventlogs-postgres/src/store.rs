@@ -8,14 +8,17 @@ use std::time::Duration;
 use async_trait::async_trait;
 use deadpool_postgres::{Object, Pool};
 use eventlogs_core::{
-    AppendRequest, Appended, Error, EventStore, Limits, LogId, RawEvent, RawEventStream, Result,
+    backend::{
+        check_idempotency_key, AppendRequest, Appended, RawEvent, RawEventStream, StoredKey,
+    },
+    Error, EventStore, Limits, LogId, Result,
 };
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
 use crate::citus::{CitusStatements, Layout};
 
-use crate::config::{redact, PostgresConfig, PostgresStoreBuilder};
+use crate::config::{redact, PostgresConfig, PostgresEventStoreBuilder};
 use crate::connect::Connector;
 use crate::error::{pool_error, query_error, statement_timeout};
 use crate::notifier::{self, Notifier};
@@ -80,13 +83,13 @@ pub(crate) fn discard(client: Object, after: Duration) -> Error {
 
 impl PostgresEventStore {
     /// Starts building a store that connects to `url`.
-    pub fn builder(url: impl Into<String>) -> PostgresStoreBuilder {
-        PostgresStoreBuilder::from_url(url.into())
+    pub fn builder(url: impl Into<String>) -> PostgresEventStoreBuilder {
+        PostgresEventStoreBuilder::from_url(url.into())
     }
 
     /// Starts building a store on an existing deadpool-postgres pool.
-    pub fn from_pool(pool: Pool) -> PostgresStoreBuilder {
-        PostgresStoreBuilder::from_pool(pool)
+    pub fn from_pool(pool: Pool) -> PostgresEventStoreBuilder {
+        PostgresEventStoreBuilder::from_pool(pool)
     }
 
     pub(crate) fn new(pool: Pool, config: PostgresConfig, connector: Option<Connector>) -> Self {
@@ -226,6 +229,14 @@ impl EventStore for PostgresEventStore {
         match self.layout().await? {
             Layout::Single => self.append_single(request).await,
             Layout::Distributed => self.append_distributed(request).await,
+        }
+    }
+
+    async fn find_idempotency_key(&self, key: &str) -> Result<Option<StoredKey>> {
+        check_idempotency_key(key, &self.inner.config.limits)?;
+        match self.layout().await? {
+            Layout::Single => self.key_record(key).await,
+            Layout::Distributed => self.find_key_distributed(key).await,
         }
     }
 

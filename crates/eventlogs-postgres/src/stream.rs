@@ -6,7 +6,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use deadpool_postgres::Object;
-use eventlogs_core::{LogId, RawEvent, Result};
+use eventlogs_core::{backend::RawEvent, LogId, Result};
 use futures::Stream;
 use tokio::time::{Instant, Sleep};
 use tokio_postgres::RowStream;

@@ -8,7 +8,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use deadpool_postgres::{ClientWrapper, Object};
 use eventlogs_core::{
-    Error, FeedPosition, Lag, Result, SubscriptionClaim, SubscriptionName, SubscriptionStore,
+    backend::{SubscriptionClaim, SubscriptionStore},
+    Error, FeedPosition, Lag, Result, SubscriptionName,
 };
 use tokio::sync::Notify;
 use tokio_postgres::types::ToSql;

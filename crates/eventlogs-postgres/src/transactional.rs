@@ -3,8 +3,8 @@
 
 use async_trait::async_trait;
 use eventlogs_core::{
-    handler_failed, BoxError, Delivery, FeedEvent, FeedPosition, Result, SubscriptionClaim,
-    SubscriptionName,
+    backend::{handler_failed, Delivery, SubscriptionClaim},
+    BoxError, FeedEvent, FeedPosition, Result, SubscriptionName,
 };
 use tokio_postgres::Transaction;
 
@@ -27,7 +27,7 @@ pub trait TransactionalHandler: Send {
     async fn handle(
         &mut self,
         transaction: &Transaction<'_>,
-        events: &[FeedEvent],
+        events: Vec<FeedEvent>,
     ) -> Result<(), BoxError>;
 }
 
@@ -36,23 +36,25 @@ pub trait TransactionalHandler: Send {
 /// [`PostgresEventStore`](crate::PostgresEventStore).
 ///
 /// ```no_run
-/// # async fn demo(store: std::sync::Arc<eventlogs_postgres::PostgresEventStore>) -> eventlogs_core::Result<()> {
+/// # async fn demo(store: eventlogs_postgres::PostgresEventStore) -> eventlogs_core::Result<()> {
 /// use eventlogs_core::{BoxError, FeedEvent, Subscription, SubscriptionOptions};
 /// use eventlogs_postgres::{Transactional, TransactionalHandler};
 /// use eventlogs_postgres::tokio_postgres::Transaction;
 ///
 /// struct Counter;
 ///
-/// #[eventlogs_core::async_trait]
+/// #[eventlogs_core::backend::async_trait]
 /// impl TransactionalHandler for Counter {
-///     async fn handle(&mut self, tx: &Transaction<'_>, events: &[FeedEvent]) -> Result<(), BoxError> {
+///     async fn handle(&mut self, tx: &Transaction<'_>, events: Vec<FeedEvent>) -> Result<(), BoxError> {
 ///         tx.execute("UPDATE event_count SET n = n + $1", &[&(events.len() as i64)]).await?;
 ///         Ok(())
 ///     }
 /// }
 ///
 /// let subscription = Subscription::new(store, "event-count", SubscriptionOptions::default())?;
-/// subscription.run_with(Transactional(Counter), std::future::pending()).await?;
+/// let running = subscription.spawn_with(Transactional(Counter));
+/// // ...
+/// running.stop().await?;
 /// # Ok(()) }
 /// ```
 #[derive(Debug)]
@@ -81,7 +83,7 @@ impl<H: TransactionalHandler> Delivery<PostgresClaim> for Transactional<H> {
             .await
             .map_err(deadline)?
             .map_err(query_error)?;
-        if let Err(source) = self.0.handle(&tx, &events).await {
+        if let Err(source) = self.0.handle(&tx, events).await {
             return Err(match source.downcast::<tokio_postgres::Error>() {
                 Ok(error) => match classify(*error) {
                     Failure::Other(error) if error.is_retryable() => error,

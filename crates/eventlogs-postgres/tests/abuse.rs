@@ -6,8 +6,8 @@ mod common;
 use std::sync::Arc;
 
 use eventlogs_core::{
-    AppendOptions, AppendRequest, Error, EventStore, InvalidInput, LogId, LogManager, LogState,
-    NewEvent,
+    backend::{AppendRequest, NewEvent},
+    AppendOptions, Error, EventStore, InvalidInput, LogId, LogManager, LogState,
 };
 use eventlogs_fake::FakeReductionCache;
 use eventlogs_postgres::PostgresEventStore;
@@ -46,11 +46,14 @@ async fn a_storm_of_one_key_writes_exactly_once() {
         .cache(FakeReductionCache::new())
         .build();
     let key = format!("storm-{}", LogId::new());
-    let opts = AppendOptions::default().idempotency_key(key.clone());
+    let opts = AppendOptions::default().with_idempotency_key(key.clone());
     let creates: Vec<_> = (0..64)
         .map(|_| {
             let (logs, opts) = (logs.clone(), opts.clone());
-            tokio::spawn(async move { logs.create(&LogId::new(), &Entry::of(42), &opts).await })
+            tokio::spawn(async move {
+                logs.create_with(&LogId::new(), &[Entry::of(42)], &opts)
+                    .await
+            })
         })
         .collect();
     let mut created = Vec::new();
@@ -70,7 +73,10 @@ async fn a_storm_of_one_key_writes_exactly_once() {
     assert_eq!(created.len(), 1);
     let log = created[0];
     for _ in 0..10_000 {
-        match logs.create(&LogId::new(), &Entry::of(42), &opts).await {
+        match logs
+            .create_with(&LogId::new(), &[Entry::of(42)], &opts)
+            .await
+        {
             Err(Error::IdempotentReplay {
                 log_id,
                 first_index: 0,
@@ -86,7 +92,10 @@ async fn a_storm_of_one_key_writes_exactly_once() {
             tokio::spawn(async move {
                 let mut names = Vec::new();
                 for _ in 0..100 {
-                    match logs.create(&LogId::new(), &Entry::of(42), &opts).await {
+                    match logs
+                        .create_with(&LogId::new(), &[Entry::of(42)], &opts)
+                        .await
+                    {
                         Err(Error::IdempotentReplay {
                             log_id,
                             first_index: 0,
@@ -133,11 +142,11 @@ async fn hostile_input_is_refused_or_round_trips_exactly() {
         "$1::uuid)); SELECT pg_sleep(10); --".to_owned(),
         "ключ 🔑 鍵 \u{200b}\u{feff}".to_owned(),
         "\\x00 \\u0000 %s %n {}".to_owned(),
-        "k".repeat(limits.idempotency_key_bytes()),
+        "k".repeat(limits.max_idempotency_key_bytes()),
     ];
     for key in &odd {
         let log = LogId::new();
-        let unique = if key.len() + 30 <= limits.idempotency_key_bytes() {
+        let unique = if key.len() + 30 <= limits.max_idempotency_key_bytes() {
             format!("{key}{}", LogId::new())
         } else {
             key.clone()
@@ -151,7 +160,7 @@ async fn hostile_input_is_refused_or_round_trips_exactly() {
             }
             // The maximum-length key may have been used by an earlier run of this test.
             Err(Error::IdempotentReplay { .. })
-                if unique.len() == limits.idempotency_key_bytes() => {}
+                if unique.len() == limits.max_idempotency_key_bytes() => {}
             Err(e) => panic!("{key:?}: {e:?}"),
         }
     }
@@ -219,7 +228,7 @@ async fn hostile_input_is_refused_or_round_trips_exactly() {
         "{err:?}"
     );
     // Oversized events and batches are refused before anything is written.
-    let big = NewEvent::new(&"x".repeat(limits.event_bytes())).unwrap();
+    let big = NewEvent::new(&"x".repeat(limits.max_event_bytes())).unwrap();
     let err = store
         .append(&AppendRequest::new(
             LogState::new(log, 1),
@@ -233,7 +242,7 @@ async fn hostile_input_is_refused_or_round_trips_exactly() {
         matches!(err, Error::InvalidInput(InvalidInput::EventTooLarge { .. })),
         "{err:?}"
     );
-    let many = vec![NewEvent::new(&1).unwrap(); limits.batch_events() + 1];
+    let many = vec![NewEvent::new(&1).unwrap(); limits.max_batch_events() + 1];
     let err = store
         .append(&AppendRequest::new(LogState::new(log, 1), many, None, None))
         .await

@@ -10,8 +10,9 @@ use std::sync::Arc;
 
 use citus_support::{logs_on_each_worker, shared_store};
 use eventlogs_core::{
-    AppendOptions, AppendRequest, Error, EventFeed, EventStore, FeedPosition, LogId, LogManager,
-    LogState, NewEvent, Subscription, SubscriptionName, SubscriptionOptions, SubscriptionStore,
+    backend::{AppendRequest, NewEvent, SubscriptionStore},
+    Error, EventFeed, EventStore, FeedPosition, LogId, LogManager, LogState, Subscription,
+    SubscriptionName, SubscriptionOptions,
 };
 use eventlogs_fake::FakeReductionCache;
 use eventlogs_testkit::aggregates::{Entry, Tally};
@@ -58,7 +59,7 @@ async fn citus_feed_and_subscriptions_are_refused_not_skipped() {
     ));
     assert!(is_unsupported(store.checkpoint(&name).await));
     assert!(is_unsupported(store.lag(&name).await));
-    let subscription = Subscription::new(
+    let subscription = Subscription::<eventlogs_postgres::PostgresEventStore>::new(
         Arc::clone(&store),
         "citus-refused",
         SubscriptionOptions::default(),
@@ -109,10 +110,7 @@ async fn citus_racing_appends_over_both_workers_lose_and_duplicate_nothing() {
                             Err(Error::LogNotFound { .. }) => LogState::empty(log),
                             Err(e) => panic!("reduce: {e:?}"),
                         };
-                        match logs
-                            .append(&log, &state, &entry, &AppendOptions::default())
-                            .await
-                        {
+                        match logs.append(&state, &entry).await {
                             Ok(_) => break,
                             Err(e) if e.is_conflict() => {
                                 conflicts += 1;

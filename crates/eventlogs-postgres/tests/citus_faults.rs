@@ -9,7 +9,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use citus_support::worker_of;
-use eventlogs_core::{AppendRequest, Error, EventStore, LogId, LogState, NewEvent};
+use eventlogs_core::{
+    backend::{AppendRequest, NewEvent},
+    Error, EventStore, LogId, LogState,
+};
 use eventlogs_postgres::PostgresEventStore;
 use eventlogs_testkit::aggregates::Entry;
 use eventlogs_testkit::assert_dense;
@@ -85,7 +88,7 @@ struct Record {
     /// Acknowledged appends: (log, index) → amount.
     acked: HashMap<(LogId, u32), i64>,
     /// Errors: the worker of the log, whether the write was keyed, the kind, retryable.
-    errors: Vec<(usize, bool, &'static str, bool)>,
+    errors: Vec<(usize, bool, eventlogs_core::ErrorKind, bool)>,
     /// When each worker's logs last got an append acknowledged.
     last_ack: HashMap<usize, Instant>,
     /// The slowest call to a log of each worker while the victim was down.

@@ -29,7 +29,7 @@ async fn start() -> PostgresServer {
 }
 
 fn keyed(key: String) -> AppendOptions {
-    AppendOptions::default().idempotency_key(key)
+    AppendOptions::default().with_idempotency_key(key)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -52,23 +52,20 @@ async fn a_lost_acknowledgement_is_recovered_by_retrying_with_the_same_key() {
     store.migrate().await.unwrap();
     let logs: LogManager<Tally> = LogManager::new(store.clone());
     // Warm the only connection so both append statements are prepared before the cut.
-    logs.create(
+    logs.create_with(
         &LogId::new(),
-        &Entry::of(0),
+        &[Entry::of(0)],
         &keyed(format!("warm-{}", LogId::new())),
     )
     .await
     .unwrap();
     let log = LogId::new();
-    let state = logs
-        .create(&log, &Entry::of(1), &AppendOptions::default())
-        .await
-        .unwrap();
+    let state = logs.create(&log, &Entry::of(1)).await.unwrap();
 
     let key = format!("lost-ack-{}", LogId::new());
     proxy.set_mode(ProxyMode::SwallowReplies);
     let lost = logs
-        .append(&log, &state, &Entry::of(2), &keyed(key.clone()))
+        .append_with(&state, &[Entry::of(2)], &keyed(key.clone()))
         .await
         .unwrap_err();
     assert!(
@@ -78,7 +75,7 @@ async fn a_lost_acknowledgement_is_recovered_by_retrying_with_the_same_key() {
     proxy.set_mode(ProxyMode::Forward);
 
     let retry = logs
-        .append(&log, &state, &Entry::of(2), &keyed(key.clone()))
+        .append_with(&state, &[Entry::of(2)], &keyed(key.clone()))
         .await
         .unwrap_err();
     assert!(
@@ -142,7 +139,7 @@ async fn a_killed_server_loses_no_acknowledged_append() {
                     loop {
                         let started = Instant::now();
                         match logs
-                            .append(&log, &state, &Entry::of(amount), &keyed(key.clone()))
+                            .append_with(&state, &[Entry::of(amount)], &keyed(key.clone()))
                             .await
                         {
                             Ok(next) => {
@@ -153,8 +150,7 @@ async fn a_killed_server_loses_no_acknowledged_append() {
                             Err(Error::IdempotentReplay {
                                 first_index, count, ..
                             }) => {
-                                state =
-                                    LogState::new(log, u64::from(first_index) + u64::from(count));
+                                state = LogState::new(log, first_index + count);
                                 acknowledged.push(amount);
                                 break;
                             }
@@ -211,9 +207,7 @@ async fn a_killed_server_loses_no_acknowledged_append() {
     );
     // The pool recovered: new work succeeds at once.
     let log = LogId::new();
-    logs.create(&log, &Entry::of(1), &AppendOptions::default())
-        .await
-        .unwrap();
+    logs.create(&log, &Entry::of(1)).await.unwrap();
     eprintln!(
         "SIGKILL after {kill_after} ms: {total} acknowledged appends all present, 0 duplicated, \
          {failures} retryable failures during the outage, slowest {slowest} ms"
@@ -238,10 +232,7 @@ async fn a_paused_server_gives_typed_timeouts_and_no_task_hangs() {
     store.migrate().await.unwrap();
     let logs: LogManager<Tally> = LogManager::new(store.clone());
     let log = LogId::new();
-    let mut state = logs
-        .create(&log, &Entry::of(1), &AppendOptions::default())
-        .await
-        .unwrap();
+    let mut state = logs.create(&log, &Entry::of(1)).await.unwrap();
     pg.pause();
     let calls: Vec<_> = (0..8)
         .map(|i| {
@@ -249,10 +240,7 @@ async fn a_paused_server_gives_typed_timeouts_and_no_task_hangs() {
             tokio::spawn(async move {
                 let started = Instant::now();
                 let result = match i % 3 {
-                    0 => logs
-                        .append(&log, &state, &Entry::of(2), &AppendOptions::default())
-                        .await
-                        .map(|_| ()),
+                    0 => logs.append(&state, &Entry::of(2)).await.map(|_| ()),
                     1 => logs.load(&log, 0, 10).await.map(|_| ()),
                     _ => logs.reduce(&log).await.map(|_| ()),
                 };
@@ -279,10 +267,7 @@ async fn a_paused_server_gives_typed_timeouts_and_no_task_hangs() {
     // (its connection was discarded, not its request), but whole or not at all.
     loop {
         state = logs.reduce(&log).await.unwrap().state();
-        match logs
-            .append(&log, &state, &Entry::of(3), &AppendOptions::default())
-            .await
-        {
+        match logs.append(&state, &Entry::of(3)).await {
             Ok(_) => break,
             Err(e) if e.is_conflict() => continue,
             Err(e) => panic!("after resume: {e:?}"),

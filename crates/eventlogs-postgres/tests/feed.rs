@@ -5,7 +5,8 @@
 use std::sync::Arc;
 
 use eventlogs_core::{
-    AppendRequest, EventFeed, EventStore, FeedPosition, LogId, LogState, NewEvent,
+    backend::{AppendRequest, NewEvent},
+    EventFeed, EventStore, FeedPosition, LogId, LogState,
 };
 use eventlogs_postgres::PostgresEventStore;
 use eventlogs_testkit::feed_suite::read_until;

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use eventlogs_core::{
-    AppendOptions, AppendRequest, Error, EventStore, InvalidInput, LogId, LogManager, LogState,
-    NewEvent,
+    backend::{AppendRequest, NewEvent},
+    Error, EventStore, InvalidInput, LogId, LogManager, LogState,
 };
 use eventlogs_fake::FakeReductionCache;
 use eventlogs_postgres::PostgresEventStore;
@@ -27,9 +27,7 @@ async fn sixty_four_contending_writers_lose_and_duplicate_nothing() {
         .cache(FakeReductionCache::new())
         .build();
     let log = LogId::new();
-    logs.create(&log, &Entry::of(0), &AppendOptions::default())
-        .await
-        .unwrap();
+    logs.create(&log, &Entry::of(0)).await.unwrap();
     let started = Instant::now();
     let tasks: Vec<_> = (0..WRITERS)
         .map(|w| {
@@ -40,15 +38,7 @@ async fn sixty_four_contending_writers_lose_and_duplicate_nothing() {
                     loop {
                         attempts += 1;
                         let state = logs.reduce(&log).await.unwrap().state();
-                        match logs
-                            .append(
-                                &log,
-                                &state,
-                                &Entry::of(w * 1_000 + i),
-                                &AppendOptions::default(),
-                            )
-                            .await
-                        {
+                        match logs.append(&state, &Entry::of(w * 1_000 + i)).await {
                             Ok(_) => break,
                             Err(e) if e.is_conflict() => {
                                 conflicts += 1;
@@ -210,7 +200,7 @@ impl std::io::Write for Captured {
 /// their own events: a span entered across an `.await` would also tag every other task's.
 #[tokio::test(flavor = "current_thread")]
 async fn migrate_and_claim_spans_tag_only_their_own_events() {
-    use eventlogs_core::{SubscriptionName, SubscriptionStore};
+    use eventlogs_core::{backend::SubscriptionStore, SubscriptionName};
     let Some(url) = eventlogs_testkit::servers::database_url() else {
         return;
     };
@@ -304,7 +294,7 @@ async fn requests_are_checked_before_anything_is_sent() {
     let store = PostgresEventStore::builder("postgres://app:s3cret@127.0.0.1:1/none")
         .build()
         .unwrap();
-    let huge = NewEvent::new(&"x".repeat(store.config().limits.event_bytes() + 1)).unwrap();
+    let huge = NewEvent::new(&"x".repeat(store.config().limits.max_event_bytes() + 1)).unwrap();
     let req = AppendRequest::new(LogState::empty(LogId::new()), vec![huge], None, None);
     let err = store.append(&req).await.unwrap_err();
     assert!(

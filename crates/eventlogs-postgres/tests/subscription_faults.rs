@@ -11,7 +11,10 @@ use std::time::{Duration, Instant};
 use common::received::{
     all_received, options, received_table, scalar, subscriber, Mode, DUPLICATES,
 };
-use eventlogs_core::{AppendRequest, EventStore, LogId, LogState, NewEvent};
+use eventlogs_core::{
+    backend::{AppendRequest, NewEvent},
+    EventStore, LogId, LogState,
+};
 use eventlogs_postgres::PostgresEventStore;
 use eventlogs_testkit::servers::{own_servers, PostgresServer};
 

@@ -14,7 +14,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use eventlogs_core::{
-    AppendRequest, EventStore, LogId, LogState, NewEvent, SubscriptionName, SubscriptionStore,
+    backend::{AppendRequest, NewEvent, SubscriptionStore},
+    EventStore, LogId, LogState, SubscriptionName,
 };
 use eventlogs_postgres::PostgresEventStore;
 use eventlogs_testkit::subscription_suite::Running;
@@ -310,7 +311,7 @@ async fn appends_wake_a_listening_subscriber_without_polling() {
         .notify_interval(None)
         .build()
         .unwrap();
-    let slow_polling = options(100).poll_interval(Duration::from_secs(60));
+    let slow_polling = options(100).with_poll_interval(Duration::from_secs(60));
     let mut running = Running::start(&store, "woken", slow_polling);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let request = AppendRequest::new(LogState::empty(LogId::new()), vec![deposit()], None, None);
@@ -350,7 +351,7 @@ async fn a_store_on_an_existing_pool_subscribes_by_polling() {
     let mut running = Running::start(
         &store,
         "pooled",
-        options(10).poll_interval(Duration::from_millis(100)),
+        options(10).with_poll_interval(Duration::from_millis(100)),
     );
     let mut state = LogState::empty(LogId::new());
     for _ in 0..25 {
@@ -371,7 +372,7 @@ async fn a_store_on_an_existing_pool_subscribes_by_polling() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_wake_up_held_back_by_an_open_transaction_is_retried_without_waiting_for_the_poll() {
     let Some(store) = fresh().await else { return };
-    let slow_polling = options(100).poll_interval(Duration::from_secs(60));
+    let slow_polling = options(100).with_poll_interval(Duration::from_secs(60));
     let mut running = Running::start(&store, "held-back", slow_polling);
     tokio::time::sleep(Duration::from_millis(500)).await;
     // Any transaction with an id, in any database of the server, holds the feed back.

@@ -4,7 +4,10 @@
 #![cfg(feature = "tls")]
 #![allow(clippy::unwrap_used)]
 
-use eventlogs_core::{AppendRequest, Error, EventStore, InvalidInput, LogId, LogState, NewEvent};
+use eventlogs_core::{
+    backend::{AppendRequest, NewEvent},
+    Error, EventStore, InvalidInput, LogId, LogState,
+};
 use eventlogs_postgres::PostgresEventStore;
 use eventlogs_testkit::servers::{
     certificates, local_binaries_available, openssl_available, run_locally, PostgresOptions,

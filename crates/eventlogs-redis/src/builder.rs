@@ -1,29 +1,55 @@
-//! `RedisCacheBuilder`: chainable setters over a [`RedisCacheConfig`], then `build`.
+//! `RedisReductionCacheBuilder`: chainable setters over a [`RedisCacheConfig`] (or an existing
+//! fred pool), then `build`.
 
+use std::fmt;
 use std::time::Duration;
 
 use eventlogs_core::Result;
+use fred::clients::Pool;
 
 use crate::{RedisCacheConfig, RedisCacheOptions, RedisReductionCache};
 
-/// Configures and connects a [`RedisReductionCache`]; from
-/// [`RedisReductionCache::builder`] or [`RedisReductionCache::cluster_builder`].
+/// Configures a [`RedisReductionCache`] and connects it; from
+/// [`RedisReductionCache::builder`], [`RedisReductionCache::cluster_builder`],
+/// [`RedisReductionCache::from_pool`] or [`RedisReductionCache::from_client`] (as
+/// [`PostgresEventStore`](https://docs.rs/eventlogs-postgres) is built from a URL or a pool).
 ///
 /// Every setter changes one field of the [`RedisCacheConfig`] it wraps; the defaults are
-/// documented there and on [`RedisCacheOptions`]. `Debug` never shows a password.
-#[derive(Debug, Clone)]
+/// documented there and on [`RedisCacheOptions`]. On an existing pool or client only the
+/// cache settings apply (key prefix, TTL, timeout, entry size); the connection settings are
+/// the pool's own. `Debug` never shows a password.
+#[derive(Clone)]
 #[must_use]
-pub struct RedisCacheBuilder {
+pub struct RedisReductionCacheBuilder {
     config: RedisCacheConfig,
+    pool: Option<Pool>,
 }
 
-impl From<RedisCacheConfig> for RedisCacheBuilder {
-    fn from(config: RedisCacheConfig) -> Self {
-        Self { config }
+impl fmt::Debug for RedisReductionCacheBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisReductionCacheBuilder")
+            .field("config", &self.config)
+            .field("pool", &self.pool.as_ref().map(|_| "existing fred pool"))
+            .finish()
     }
 }
 
-impl RedisCacheBuilder {
+impl From<RedisCacheConfig> for RedisReductionCacheBuilder {
+    fn from(config: RedisCacheConfig) -> Self {
+        Self { config, pool: None }
+    }
+}
+
+impl RedisReductionCacheBuilder {
+    pub(crate) fn on_pool(pool: Pool) -> Self {
+        Self {
+            config: RedisCacheConfig::new(String::new()),
+            pool: Some(pool),
+        }
+    }
+}
+
+impl RedisReductionCacheBuilder {
     /// Key prefix (default `"eventlogs"`); see [`RedisCacheOptions::key_prefix`].
     pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.config.cache.key_prefix = prefix.into();
@@ -119,7 +145,8 @@ impl RedisCacheBuilder {
         self.config
     }
 
-    /// Validates the configuration and connects.
+    /// Validates the configuration and connects (on an existing pool or client, validates the
+    /// cache settings and uses it as it is).
     ///
     /// Fails with [`InvalidInput::Config`](eventlogs_core::InvalidInput::Config) for a bad
     /// setting or URL (before connecting), and unless
@@ -127,6 +154,9 @@ impl RedisCacheBuilder {
     /// or [`Error::Timeout`](eventlogs_core::Error::Timeout) when Redis cannot be reached
     /// within the connect timeout. Must run inside a Tokio runtime.
     pub async fn build(self) -> Result<RedisReductionCache> {
-        RedisReductionCache::connect(self.config).await
+        match self.pool {
+            Some(pool) => RedisReductionCache::on_pool(pool, self.config.cache),
+            None => RedisReductionCache::connect(self.config).await,
+        }
     }
 }

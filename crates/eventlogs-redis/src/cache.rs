@@ -5,7 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use eventlogs_core::{CacheKey, Error, ReductionCache, Result};
+use eventlogs_core::{backend::CacheKey, Error, ReductionCache, Result};
 use fred::clients::{Client, Pool};
 use fred::interfaces::{ClientLike, KeysInterface};
 use fred::types::config::Options;
@@ -16,7 +16,7 @@ use crate::config::{RedisCacheConfig, RedisCacheOptions};
 use crate::error::{from_fred, timeout, unexpected_reply};
 use crate::script::{GET_SCRIPT, PUT_SCRIPT};
 use crate::stats::{bump, Counters, RedisCacheStats};
-use crate::RedisCacheBuilder;
+use crate::RedisReductionCacheBuilder;
 
 /// A [`ReductionCache`] on Redis or Redis Cluster, through the [`fred`] client.
 ///
@@ -98,21 +98,21 @@ const PING: &str = "redis ping";
 impl RedisReductionCache {
     /// Configures a cache for the server(s) at `url` (see
     /// [`RedisServers::Url`](crate::RedisServers::Url); `redis-cluster://` for a cluster).
-    pub fn builder(url: impl Into<String>) -> RedisCacheBuilder {
-        RedisCacheBuilder::from(RedisCacheConfig::new(url))
+    pub fn builder(url: impl Into<String>) -> RedisReductionCacheBuilder {
+        RedisReductionCacheBuilder::from(RedisCacheConfig::new(url))
     }
 
     /// Configures a cache for the Redis Cluster with these masters (`host:port`).
-    pub fn cluster_builder<I, S>(nodes: I) -> RedisCacheBuilder
+    pub fn cluster_builder<I, S>(nodes: I) -> RedisReductionCacheBuilder
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        RedisCacheBuilder::from(RedisCacheConfig::cluster(nodes))
+        RedisReductionCacheBuilder::from(RedisCacheConfig::cluster(nodes))
     }
 
-    /// Connects as `config` says (see [`RedisCacheBuilder::build`]).
-    pub async fn connect(config: RedisCacheConfig) -> Result<Self> {
+    /// Connects as `config` says (see [`RedisReductionCacheBuilder::build`]).
+    pub(crate) async fn connect(config: RedisCacheConfig) -> Result<Self> {
         let pool = crate::connect::connect(&config).await?;
         Ok(Self::new(
             pool,
@@ -122,20 +122,26 @@ impl RedisReductionCache {
         ))
     }
 
-    /// A cache on an existing fred client, which the caller connects (`init`) and configures.
+    /// Starts building a cache on an existing fred client, which the caller connects (`init`)
+    /// and configures; only the builder's cache settings apply.
     ///
     /// The cache applies its own per-command deadline and fail-fast options, so calls stay
     /// bounded whatever the client's settings; for a restarted Redis to be used again the
     /// client needs a reconnect policy (a warning is logged without one). The client is not
     /// closed when the cache is dropped.
-    pub fn from_client(client: Client, options: RedisCacheOptions) -> Result<Self> {
-        let pool = Pool::from_clients(vec![client])
-            .map_err(|e| from_fred(crate::error::CONNECT, options.timeout, e))?;
-        Self::from_pool(pool, options)
+    pub fn from_client(client: Client) -> RedisReductionCacheBuilder {
+        // fred refuses only an empty list of clients.
+        let pool = Pool::from_clients(vec![client]).expect("a pool of one client always forms");
+        RedisReductionCacheBuilder::on_pool(pool)
     }
 
-    /// A cache on an existing fred pool; see [`from_client`](Self::from_client).
-    pub fn from_pool(pool: Pool, options: RedisCacheOptions) -> Result<Self> {
+    /// Starts building a cache on an existing fred pool; see [`from_client`](Self::from_client).
+    pub fn from_pool(pool: Pool) -> RedisReductionCacheBuilder {
+        RedisReductionCacheBuilder::on_pool(pool)
+    }
+
+    /// A cache on an existing pool with `options`, validated.
+    pub(crate) fn on_pool(pool: Pool, options: RedisCacheOptions) -> Result<Self> {
         options.validate()?;
         if pool
             .clients()
@@ -261,6 +267,10 @@ fn bytes_of(operation: &'static str, reply: Value) -> Result<Option<Vec<u8>>> {
 
 #[async_trait]
 impl ReductionCache for RedisReductionCache {
+    fn max_entry_bytes(&self) -> usize {
+        self.inner.options.max_entry_bytes
+    }
+
     async fn get(&self, key: &CacheKey) -> Result<Option<Vec<u8>>> {
         let redis_key = self.redis_key(key);
         let span = tracing::debug_span!("eventlogs.redis.get", key = %redis_key);

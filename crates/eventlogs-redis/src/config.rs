@@ -4,7 +4,8 @@ use std::fmt;
 use std::time::Duration;
 
 use eventlogs_core::{
-    redact_connection_string as redact_url, Error, InvalidInput, Result, CACHE_HEADER_LEN,
+    backend::{redact_connection_string as redact_url, CACHE_HEADER_LEN},
+    Error, InvalidInput, Result,
 };
 
 /// Redis refuses strings over 512 MiB; a read asks for one byte more than the entry limit.
@@ -23,8 +24,8 @@ const MAX_TTL: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 /// use eventlogs_redis::RedisCacheOptions;
 ///
 /// let options = RedisCacheOptions::default()
-///     .key_prefix("billing")
-///     .ttl(Some(Duration::from_secs(24 * 3600)));
+///     .with_key_prefix("billing")
+///     .with_ttl(Some(Duration::from_secs(24 * 3600)));
 /// assert_eq!(options.timeout, Duration::from_millis(50));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,7 +44,8 @@ pub struct RedisCacheOptions {
     pub timeout: Duration,
     /// The largest entry read, in bytes: `get` never reads more than `max_entry_bytes + 1`
     /// bytes, so an oversized stored value is rejected by the decoder without being read
-    /// whole. Use the same value as the `LogManager`'s `max_cache_entry_bytes`. At least
+    /// whole. The `LogManager` takes its entry limit from the cache, so this is the only place
+    /// it is set. At least
     /// the 44-byte entry header and below 512 MiB. Default: 1 MiB.
     pub max_entry_bytes: usize,
 }
@@ -86,28 +88,28 @@ pub(crate) fn validate_prefix(prefix: &str) -> Result<()> {
 impl RedisCacheOptions {
     /// Sets [`key_prefix`](Self::key_prefix).
     #[must_use]
-    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
+    pub fn with_key_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.key_prefix = prefix.into();
         self
     }
 
     /// Sets [`ttl`](Self::ttl).
     #[must_use]
-    pub fn ttl(mut self, ttl: Option<Duration>) -> Self {
+    pub fn with_ttl(mut self, ttl: Option<Duration>) -> Self {
         self.ttl = ttl;
         self
     }
 
     /// Sets [`timeout`](Self::timeout).
     #[must_use]
-    pub fn timeout(mut self, timeout: Duration) -> Self {
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
     }
 
     /// Sets [`max_entry_bytes`](Self::max_entry_bytes).
     #[must_use]
-    pub fn max_entry_bytes(mut self, bytes: usize) -> Self {
+    pub fn with_max_entry_bytes(mut self, bytes: usize) -> Self {
         self.max_entry_bytes = bytes;
         self
     }
@@ -192,7 +194,7 @@ pub struct RedisCacheConfig {
     /// Number of multiplexed connections (per node in a cluster), 1 to 64. Default: 2.
     pub pool_size: usize,
     /// Deadline of each step of connecting (TCP, TLS, `AUTH`, cluster discovery);
-    /// [`build`](crate::RedisCacheBuilder::build) waits at most three times this for the
+    /// [`build`](crate::RedisReductionCacheBuilder::build) waits at most three times this for the
     /// first connection. Default: 1 s.
     pub connect_timeout: Duration,
     /// Longest pause between reconnection attempts. After a connection drops the client
@@ -202,7 +204,7 @@ pub struct RedisCacheConfig {
     /// A connection with a command unanswered this long is closed and reconnected (a paused
     /// or partitioned server). Commands fail fast while it reconnects. Default: 2 s.
     pub unresponsive_timeout: Duration,
-    /// `false`: [`build`](crate::RedisCacheBuilder::build) waits for the first connection and
+    /// `false`: [`build`](crate::RedisReductionCacheBuilder::build) waits for the first connection and
     /// fails if Redis cannot be reached. `true`: it returns at once and connects in the
     /// background; until then every call fails fast with [`Error::Unavailable`] (a miss for
     /// the `LogManager`). Default: `false`.
@@ -379,7 +381,7 @@ mod tests {
             &"x".repeat(129),
         ] {
             let err = RedisCacheOptions::default()
-                .key_prefix(prefix)
+                .with_key_prefix(prefix)
                 .validate()
                 .unwrap_err();
             assert!(
@@ -388,15 +390,15 @@ mod tests {
             );
         }
         RedisCacheOptions::default()
-            .key_prefix("app:eventlogs.v1")
+            .with_key_prefix("app:eventlogs.v1")
             .validate()
             .unwrap();
         let bad = [
-            RedisCacheOptions::default().timeout(Duration::ZERO),
-            RedisCacheOptions::default().ttl(Some(Duration::from_micros(10))),
-            RedisCacheOptions::default().ttl(Some(Duration::MAX)),
-            RedisCacheOptions::default().max_entry_bytes(10),
-            RedisCacheOptions::default().max_entry_bytes(512 << 20),
+            RedisCacheOptions::default().with_timeout(Duration::ZERO),
+            RedisCacheOptions::default().with_ttl(Some(Duration::from_micros(10))),
+            RedisCacheOptions::default().with_ttl(Some(Duration::MAX)),
+            RedisCacheOptions::default().with_max_entry_bytes(10),
+            RedisCacheOptions::default().with_max_entry_bytes(512 << 20),
         ];
         for options in bad {
             assert!(
@@ -438,7 +440,7 @@ mod tests {
 
     #[test]
     fn ttl_is_whole_milliseconds() {
-        let options = RedisCacheOptions::default().ttl(Some(Duration::from_micros(2_500)));
+        let options = RedisCacheOptions::default().with_ttl(Some(Duration::from_micros(2_500)));
         assert_eq!(options.ttl_millis(), 2);
         assert_eq!(RedisCacheOptions::default().ttl_millis(), 0);
     }

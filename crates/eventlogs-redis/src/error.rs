@@ -71,7 +71,7 @@ fn config_error(message: String) -> Error {
 fn refused_credentials(error: &FredError) -> Error {
     config_error(format!(
         "redis refused the credentials ({error}): check the password / ACL user (in the URL's \
-         user:password, or `RedisCacheBuilder::username` and `password`)"
+         user:password, or `RedisReductionCacheBuilder::username` and `password`)"
     ))
 }
 
@@ -171,7 +171,11 @@ mod tests {
         for operation in [CONNECT, "redis get", "redis put"] {
             for (kind, expected, retryable) in table() {
                 let error = from_fred(operation, after, FredError::new(kind.clone(), "x"));
-                assert_eq!(error.kind(), expected, "{operation} {kind:?}: {error:?}");
+                assert_eq!(
+                    error.kind().as_str(),
+                    expected,
+                    "{operation} {kind:?}: {error:?}"
+                );
                 assert_eq!(
                     error.is_retryable(),
                     retryable,
@@ -255,7 +259,7 @@ mod tests {
                     Duration::ZERO,
                     FredError::new(kind.clone(), details),
                 );
-                assert_eq!(error.kind(), expected, "{details}: {error:?}");
+                assert_eq!(error.kind().as_str(), expected, "{details}: {error:?}");
                 assert_eq!(error.is_retryable(), retryable, "{details}: {error:?}");
                 let shown = error.to_string();
                 for word in words {

@@ -27,7 +27,7 @@
 //! # }
 //! ```
 //!
-//! Crate feature `tls`: `rediss://` URLs and [`RedisCacheBuilder::tls`] (rustls).
+//! Crate feature `tls`: `rediss://` URLs and [`RedisReductionCacheBuilder::tls`] (rustls).
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod builder;
@@ -38,7 +38,7 @@ mod error;
 mod script;
 mod stats;
 
-pub use builder::RedisCacheBuilder;
+pub use builder::RedisReductionCacheBuilder;
 pub use cache::RedisReductionCache;
 pub use config::{RedisCacheConfig, RedisCacheOptions, RedisServers};
 pub use stats::RedisCacheStats;

@@ -7,16 +7,18 @@
 
 use std::sync::LazyLock;
 
-use eventlogs_core::{CACHE_HEADER_LEN, THROUGH_INDEX_OFFSET};
+use eventlogs_core::backend::{CACHE_FORMAT, CACHE_HEADER_LEN, THROUGH_INDEX_OFFSET};
 use fred::error::Error as FredError;
 use fred::interfaces::ClientLike;
 use fred::types::scripts::Script;
 use fred::types::{ClusterHash, CustomCommand, Value};
 use fred::util::redis_keyslot;
 
-/// The magic and format version that start an entry header (see `eventlogs_core::CacheEntry`),
+/// The magic and format version that start an entry header (see `eventlogs_core::backend::CacheEntry`),
 /// as a Lua string literal.
-const HEADER_START_LUA: &str = r"'ELR\1'";
+fn header_start_lua() -> String {
+    format!("'ELR\\{}'", CACHE_FORMAT)
+}
 
 /// `get` when a plain `GETRANGE` read nothing or hit a key of another type:
 /// `KEYS[1]`, `ARGV[1]` = the last byte offset to read (`max_entry_bytes`).
@@ -46,13 +48,14 @@ return value
 /// `ARGV[1]`. Returns 1 when it wrote, 0 when not.
 fn put_source() -> String {
     let header_end = CACHE_HEADER_LEN - 1;
+    let header_start = header_start_lua();
     let first = THROUGH_INDEX_OFFSET + 1;
     let last = THROUGH_INDEX_OFFSET + 4;
     format!(
         r"
 local current = redis.pcall('GETRANGE', KEYS[1], 0, {header_end})
 if type(current) == 'string' and #current == {CACHE_HEADER_LEN}
-    and string.sub(current, 1, 4) == {HEADER_START_LUA} then
+    and string.sub(current, 1, 4) == {header_start} then
   local b1, b2, b3, b4 = string.byte(current, {first}, {last})
   local stored = ((b1 * 256 + b2) * 256 + b3) * 256 + b4
   if stored >= tonumber(ARGV[1]) then
@@ -145,7 +148,10 @@ impl LuaScript {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use eventlogs_core::{CacheEntry, CacheKey, LogId, Timestamp};
+    use eventlogs_core::{
+        backend::{CacheEntry, CacheKey},
+        LogId, Timestamp,
+    };
 
     #[test]
     fn put_script_reads_the_header_the_core_writes() {
@@ -154,12 +160,13 @@ mod tests {
             through_index: 0x0102_0304,
             fingerprint: 9,
             reduced_at: Timestamp::now(),
+            created_at: Timestamp::now(),
             aggregate: 5u32,
         }
         .encode(&key)
         .unwrap();
         // Magic and format version as the script compares them.
-        assert_eq!(&bytes[..4], b"ELR\x01");
+        assert_eq!(&bytes[..4], &[b'E', b'L', b'R', CACHE_FORMAT]);
         assert_eq!(
             CacheEntry::<()>::peek_through_index(&bytes),
             Some(0x0102_0304)
@@ -172,7 +179,10 @@ mod tests {
         assert!(source.contains("GETRANGE', KEYS[1], 0, 43)"), "{source}");
         assert!(source.contains("#current == 44"), "{source}");
         assert!(source.contains("string.byte(current, 5, 8)"), "{source}");
-        assert!(source.contains(r"== 'ELR\1'"), "{source}");
+        assert!(
+            source.contains(&format!(r"== 'ELR\{CACHE_FORMAT}'")),
+            "{source}"
+        );
         assert_eq!(PUT_SCRIPT.sha1().len(), 40);
         assert_ne!(PUT_SCRIPT.sha1(), GET_SCRIPT.sha1());
     }

@@ -6,7 +6,7 @@ use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use eventlogs_core::{CacheKey, Error, InvalidInput, LogId, ReductionCache};
+use eventlogs_core::{backend::CacheKey, Error, InvalidInput, LogId, ReductionCache};
 use eventlogs_redis::fred::clients::Pool;
 use eventlogs_redis::fred::interfaces::ClientLike;
 use eventlogs_redis::fred::types::config::{Config, ReconnectPolicy};
@@ -130,8 +130,12 @@ async fn existing_fred_clients_and_pools_can_be_used() {
         .build()
         .unwrap();
     client.init().await.unwrap();
-    let options = RedisCacheOptions::default().key_prefix(prefix());
-    let cache = RedisReductionCache::from_client(client.clone(), options.clone()).unwrap();
+    let options = RedisCacheOptions::default().with_key_prefix(prefix());
+    let cache = RedisReductionCache::from_client(client.clone())
+        .options(options.clone())
+        .build()
+        .await
+        .unwrap();
     let k = key();
     let bytes = entry(&k, 1);
     assert!(cache.put(&k, 1, &bytes).await.unwrap());
@@ -142,14 +146,22 @@ async fn existing_fred_clients_and_pools_can_be_used() {
 
     let pool = Pool::new(config, None, None, Some(ReconnectPolicy::default()), 3).unwrap();
     pool.init().await.unwrap();
-    let cache = RedisReductionCache::from_pool(pool, options.clone()).unwrap();
+    let cache = RedisReductionCache::from_pool(pool)
+        .options(options.clone())
+        .build()
+        .await
+        .unwrap();
     assert!(
         !cache.put(&k, 1, &entry(&k, 1)).await.unwrap(),
         "same prefix, same entry"
     );
     assert_eq!(cache.pool().size(), 3);
 
-    let err = RedisReductionCache::from_client(client, options.key_prefix("{tag}")).unwrap_err();
+    let err = RedisReductionCache::from_client(client)
+        .options(options.with_key_prefix("{tag}"))
+        .build()
+        .await
+        .unwrap_err();
     assert!(
         matches!(err, Error::InvalidInput(InvalidInput::Config(_))),
         "{err:?}"

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use eventlogs_core::{EventStore, LogId, ReductionCache};
 use eventlogs_fake::FakeEventStore;
-use eventlogs_redis::{RedisCacheBuilder, RedisReductionCache};
+use eventlogs_redis::{RedisReductionCache, RedisReductionCacheBuilder};
 use eventlogs_testkit::servers::{cluster_nodes, redis_url};
 
 /// Suites check behaviour, not latency: a generous deadline keeps a loaded test machine from
@@ -18,7 +18,7 @@ fn prefix() -> String {
     format!("conformance-{}", LogId::new())
 }
 
-async fn build(builder: RedisCacheBuilder) -> Arc<dyn ReductionCache> {
+async fn build(builder: RedisReductionCacheBuilder) -> Arc<dyn ReductionCache> {
     Arc::new(
         builder
             .key_prefix(prefix())

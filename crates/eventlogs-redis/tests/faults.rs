@@ -10,8 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use eventlogs_core::{
-    AppendOptions, CacheEntry, CacheKey, CacheOutcome, Error, InvalidInput, LogId, LogManager,
-    LogState, ReductionCache, Timestamp,
+    backend::{CacheEntry, CacheKey},
+    AppendOptions, CacheOutcome, Error, InvalidInput, LogId, LogManager, LogState, ReductionCache,
+    Timestamp,
 };
 use eventlogs_fake::FakeEventStore;
 use eventlogs_redis::RedisReductionCache;
@@ -75,7 +76,7 @@ fn none() -> AppendOptions {
 async fn log_of(logs: &LogManager<Tally>, amounts: &[i64]) -> (LogId, LogState) {
     let log = LogId::new();
     let events: Vec<Entry> = amounts.iter().copied().map(Entry::of).collect();
-    let state = logs.create_batch(&log, &events, &none()).await.unwrap();
+    let state = logs.create_with(&log, &events, &none()).await.unwrap();
     (log, state)
 }
 
@@ -132,10 +133,7 @@ async fn killed_redis_costs_only_speed_and_is_used_again_after_restart() {
                 let (log, mut state) = log_of(&logs, &[w]).await;
                 let mut rounds = 0;
                 while !stop.load(Ordering::Relaxed) || rounds < 5 {
-                    state = logs
-                        .append(&log, &state, &Entry::of(rounds), &none())
-                        .await
-                        .unwrap();
+                    state = logs.append(&state, &Entry::of(rounds)).await.unwrap();
                     let r = reduce_checked(&logs, &log).await;
                     assert_eq!(r.state(), state);
                     rounds += 1;
@@ -193,10 +191,7 @@ async fn paused_redis_delays_reduce_by_at_most_the_timeout() {
     // Longer than the unresponsive-connection timeout (2 s), so reconnection attempts to the
     // paused server are covered too.
     while paused.elapsed() < Duration::from_secs(3) {
-        state = logs
-            .append(&log, &state, &Entry::of(reduces), &none())
-            .await
-            .unwrap();
+        state = logs.append(&state, &Entry::of(reduces)).await.unwrap();
         let started = Instant::now();
         let r = reduce_checked(&logs, &log).await;
         let took = started.elapsed();
@@ -287,11 +282,12 @@ async fn poisoned_entries_are_refolded_and_replaced() {
     let mut huge = good.clone();
     huge[32..36].copy_from_slice(&u32::MAX.to_be_bytes());
     let mut future_format = good.clone();
-    future_format[3] = 2;
+    future_format[3] = eventlogs_core::backend::CACHE_FORMAT + 1;
     let other_version = CacheEntry {
         through_index: 3,
         fingerprint: 0,
         reduced_at: Timestamp::now(),
+        created_at: Timestamp::now(),
         aggregate: Tally::default(),
     }
     .encode(&CacheKey::of::<TallyV2>(log))
@@ -300,6 +296,7 @@ async fn poisoned_entries_are_refolded_and_replaced() {
         through_index: 3,
         fingerprint: 0,
         reduced_at: Timestamp::now(),
+        created_at: Timestamp::now(),
         aggregate: Tally::default(),
     }
     .encode(&CacheKey::of::<Tally>(LogId::new()))
@@ -310,7 +307,7 @@ async fn poisoned_entries_are_refolded_and_replaced() {
         ("truncated", good[..good.len() - 3].to_vec()),
         (
             "header only",
-            good[..eventlogs_core::CACHE_HEADER_LEN].to_vec(),
+            good[..eventlogs_core::backend::CACHE_HEADER_LEN].to_vec(),
         ),
         ("bit flip", flipped),
         ("huge length header", huge),
@@ -475,10 +472,7 @@ async fn out_of_memory_redis_fails_writes_not_reduces() {
     );
     let (log, mut state) = log_of(&logs, &[1, 2, 3]).await;
     for i in 0..5 {
-        state = logs
-            .append(&log, &state, &Entry::of(i), &none())
-            .await
-            .unwrap();
+        state = logs.append(&state, &Entry::of(i)).await.unwrap();
         let r = reduce_checked(&logs, &log).await;
         assert_eq!(r.cache, CacheOutcome::Miss, "reads still work");
         logs.flush().await;
@@ -505,10 +499,7 @@ async fn evicting_redis_costs_hits_never_correctness() {
     let filler = vec![b'f'; 64 * 1024];
     for round in 0..3 {
         for (i, (log, state)) in logs_and_states.iter_mut().enumerate() {
-            *state = logs
-                .append(log, state, &Entry::of(round), &none())
-                .await
-                .unwrap();
+            *state = logs.append(state, &Entry::of(round)).await.unwrap();
             reduce_checked(&logs, log).await;
             raw(
                 &server,

@@ -5,7 +5,7 @@
 #![cfg(feature = "tls")]
 #![allow(clippy::unwrap_used)]
 
-use eventlogs_core::{CacheKey, Error, InvalidInput, LogId, ReductionCache};
+use eventlogs_core::{backend::CacheKey, Error, InvalidInput, LogId, ReductionCache};
 use eventlogs_redis::RedisReductionCache;
 use eventlogs_testkit::cache_suite::entry;
 use eventlogs_testkit::servers::{

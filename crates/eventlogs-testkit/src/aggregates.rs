@@ -35,7 +35,7 @@ pub struct Tally {
 
 impl Tally {
     fn fold(&mut self, record: &EventRecord<Entry>) {
-        if u64::from(record.index) != self.count {
+        if record.index != self.count {
             self.out_of_order += 1;
         }
         self.count += 1;
@@ -43,7 +43,7 @@ impl Tally {
         self.digest = self
             .digest
             .wrapping_mul(0x100_0000_01b3)
-            .wrapping_add(u64::from(record.index) ^ (record.event.amount as u64).rotate_left(17));
+            .wrapping_add(record.index ^ (record.event.amount as u64).rotate_left(17));
     }
 }
 
@@ -80,5 +80,39 @@ impl Aggregate for Summary {
     fn apply(&mut self, record: &EventRecord<Entry>) {
         self.0.fold(record);
         self.0.sum += 1_000;
+    }
+}
+
+/// One record as [`Trail`] keeps it: index, amount, commit time in microseconds, key, and
+/// metadata as JSON text.
+pub type TrailRecord = (u64, i64, i64, Option<String>, Option<String>);
+
+/// Keeps every record's place, commit time, key and metadata, so a fold that got any of
+/// them wrong (a command's locally folded result, say) differs from one read from the store.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trail {
+    pub records: Vec<TrailRecord>,
+}
+
+impl Trail {
+    /// The sum of the amounts.
+    #[must_use]
+    pub fn sum(&self) -> i64 {
+        self.records.iter().map(|r| r.1).sum()
+    }
+}
+
+impl Aggregate for Trail {
+    type Event = Entry;
+    const NAME: &'static str = "trail";
+    const VERSION: u32 = 1;
+    fn apply(&mut self, record: &EventRecord<Entry>) {
+        self.records.push((
+            record.index,
+            record.event.amount,
+            record.recorded_at.as_unix_micros(),
+            record.idempotency_key.clone(),
+            record.metadata.as_ref().map(ToString::to_string),
+        ));
     }
 }

@@ -2,7 +2,10 @@
 
 use std::sync::Arc;
 
-use eventlogs_core::{CacheEntry, CacheKey, LogId, ReductionCache, Timestamp};
+use eventlogs_core::{
+    backend::{CacheEntry, CacheKey},
+    LogId, ReductionCache, Timestamp,
+};
 
 type Cache = Arc<dyn ReductionCache>;
 
@@ -17,6 +20,7 @@ pub fn entry(key: &CacheKey, index: u32) -> Vec<u8> {
         through_index: index,
         fingerprint: u64::from(index) * 31,
         reduced_at: Timestamp::now(),
+        created_at: Timestamp::now(),
         aggregate: index,
     }
     .encode(key)

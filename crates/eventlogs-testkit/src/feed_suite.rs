@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use eventlogs_core::{
-    AppendRequest, EventFeed, EventStore, FeedEvent, FeedPosition, LogId, LogState, NewEvent,
+    backend::{AppendRequest, NewEvent},
+    EventFeed, EventStore, FeedEvent, FeedPosition, LogId, LogState,
 };
 
 use crate::aggregates::Entry;

@@ -18,6 +18,8 @@ pub mod aggregates;
 #[cfg(feature = "suites")]
 pub mod cache_suite;
 #[cfg(feature = "suites")]
+pub mod command_suite;
+#[cfg(feature = "suites")]
 pub mod feed_suite;
 #[cfg(feature = "suites")]
 pub mod manager_suite;
@@ -94,11 +96,18 @@ macro_rules! log_manager_suite {
             racing_appenders_have_one_winner,
             idempotent_retries_write_once,
             batches_are_atomic,
-            state_of_another_log_is_refused,
             log_full_at_the_u32_edge,
             reduce_and_retry_writers_lose_nothing,
             load_pages_and_stream_agree,
             model_based_operation_sequences,
+            execute_creates_then_appends_and_returns_what_reduce_returns,
+            execute_passes_domain_errors_through_typed_and_writes_nothing,
+            execute_replays_a_repeated_key_without_deciding_again,
+            execute_retries_lost_races_with_fresh_state,
+            execute_gives_up_with_contended_after_its_attempts,
+            execute_with_one_key_from_many_tasks_writes_once,
+            execute_serves_services_without_an_aggregate,
+            reductions_from_the_cache_equal_fresh_ones_and_keep_the_log_age,
         );
     };
 }

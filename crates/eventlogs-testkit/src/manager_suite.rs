@@ -4,8 +4,9 @@
 use std::sync::Arc;
 
 use eventlogs_core::{
-    Aggregate, AppendOptions, CacheEntry, CacheKey, CacheOutcome, Error, EventStore, InvalidInput,
-    LogId, LogLengthPolicy, LogManager, LogState, Never, Reduction, ReductionCache, Timestamp,
+    backend::{CacheEntry, CacheKey},
+    Aggregate, AppendOptions, CacheOutcome, Error, EventStore, InvalidInput, LogId,
+    LogLengthPolicy, LogManager, LogState, Never, Reduction, ReductionCache, Timestamp,
 };
 use futures::TryStreamExt;
 
@@ -19,7 +20,9 @@ pub type Pair = (Arc<dyn EventStore>, Arc<dyn ReductionCache>);
 /// machine from turning a slow hit into a miss.
 pub(crate) const CACHE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
-fn builder<A: Aggregate>(pair: &Pair) -> eventlogs_core::LogManagerBuilder<A> {
+pub use crate::command_suite::*;
+
+pub(crate) fn builder<A: Aggregate>(pair: &Pair) -> eventlogs_core::LogManagerBuilder<A> {
     LogManager::builder(Arc::clone(&pair.0))
         .cache(Arc::clone(&pair.1))
         .cache_timeout(CACHE_TIMEOUT)
@@ -39,15 +42,9 @@ async fn log_of<A: Aggregate<Event = Entry>>(
     amounts: &[i64],
 ) -> (LogId, LogState) {
     let log = LogId::new();
-    let mut state = logs
-        .create(&log, &Entry::of(amounts[0]), &none())
-        .await
-        .unwrap();
+    let mut state = logs.create(&log, &Entry::of(amounts[0])).await.unwrap();
     for a in &amounts[1..] {
-        state = logs
-            .append(&log, &state, &Entry::of(*a), &none())
-            .await
-            .unwrap();
+        state = logs.append(&state, &Entry::of(*a)).await.unwrap();
     }
     (log, state)
 }
@@ -79,6 +76,7 @@ pub async fn reduce_of_an_empty_log_is_not_found(pair: Pair) {
         through_index: 3,
         fingerprint: 1,
         reduced_at: Timestamp::now(),
+        created_at: Timestamp::now(),
         aggregate: Tally::default(),
     };
     poison(&pair.1, &key, &entry.encode(&key).unwrap()).await;
@@ -92,8 +90,7 @@ pub async fn reduce_folds_every_event(pair: Pair) {
     let logs = manager::<Tally>(&pair);
     let (log, state) = log_of(&logs, &[3, -1, 4]).await;
     let state = logs
-        .append_batch(
-            &log,
+        .append_with(
             &state,
             &[Entry::of(1), Entry::of(5), Entry::of(-9)],
             &none(),
@@ -127,8 +124,7 @@ pub async fn reduce_reads_only_newer_events_after_a_cached_one(pair: Pair) {
     );
     assert_eq!(hit.aggregate, first.aggregate);
     let state = logs
-        .append_batch(
-            &log,
+        .append_with(
             &state,
             &[Entry::of(100), Entry::of(200), Entry::of(300)],
             &none(),
@@ -168,9 +164,7 @@ pub async fn cached_reduction_without_new_events_keeps_its_index(pair: Pair) {
         assert_eq!(r.reduced_at, first.reduced_at);
     }
     let r = logs.reduce(&log).await.unwrap();
-    logs.append(&log, &r.state(), &Entry::of(5), &none())
-        .await
-        .unwrap();
+    logs.append(&r.state(), &Entry::of(5)).await.unwrap();
     assert_eq!(logs.reduce(&log).await.unwrap().aggregate.sum, 15);
 }
 
@@ -188,6 +182,7 @@ pub async fn entry_ahead_of_the_log_is_refolded(pair: Pair) {
         through_index: 10,
         fingerprint: 42,
         reduced_at: Timestamp::now(),
+        created_at: Timestamp::now(),
         aggregate: bogus,
     };
     poison(&pair.1, &key, &entry.encode(&key).unwrap()).await;
@@ -223,6 +218,7 @@ pub async fn entry_with_a_rewritten_last_event_is_refolded(pair: Pair) {
             through_index: 2,
             fingerprint,
             reduced_at: Timestamp::now(),
+            created_at: Timestamp::now(),
             aggregate: bogus.clone(),
         };
         poison(&pair.1, &key, &entry.encode(&key).unwrap()).await;
@@ -237,6 +233,7 @@ pub async fn entry_with_a_rewritten_last_event_is_refolded(pair: Pair) {
         through_index: 2,
         fingerprint: raw.fingerprint(),
         reduced_at: Timestamp::now(),
+        created_at: Timestamp::now(),
         aggregate: bogus,
     };
     poison(&pair.1, &key, &entry.encode(&key).unwrap()).await;
@@ -302,7 +299,7 @@ pub async fn damaged_entries_are_refolded_and_replaced(pair: Pair) {
     flipped[last] ^= 0x40;
     let mut huge = good.clone();
     huge[32..36].copy_from_slice(&u32::MAX.to_be_bytes());
-    let mut header_only = good[..eventlogs_core::CACHE_HEADER_LEN].to_vec();
+    let mut header_only = good[..eventlogs_core::backend::CACHE_HEADER_LEN].to_vec();
     header_only[32..36].copy_from_slice(&[0, 0, 0, 0]);
     let damages: [(&str, Vec<u8>); 7] = [
         ("garbage", b"\x00\xffnot an entry at all".to_vec()),
@@ -345,7 +342,7 @@ pub async fn caching_policy_decides_what_is_written(pair: Pair) {
     long_only.flush().await;
     assert_eq!(pair.1.get(&CacheKey::of::<Tally>(log)).await.unwrap(), None);
     long_only
-        .append_batch(&log, &state, &[Entry::of(4), Entry::of(5)], &none())
+        .append_with(&state, &[Entry::of(4), Entry::of(5)], &none())
         .await
         .unwrap();
     long_only.reduce(&log).await.unwrap();
@@ -372,7 +369,7 @@ pub async fn racing_appenders_have_one_winner(pair: Pair) {
     let tasks: Vec<_> = (1..=64)
         .map(|i| {
             let logs = logs.clone();
-            tokio::spawn(async move { logs.append(&log, &state, &Entry::of(i), &none()).await })
+            tokio::spawn(async move { logs.append(&state, &Entry::of(i)).await })
         })
         .collect();
     let mut wins = 0;
@@ -393,12 +390,18 @@ pub async fn racing_appenders_have_one_winner(pair: Pair) {
 pub async fn idempotent_retries_write_once(pair: Pair) {
     let logs = manager::<Tally>(&pair);
     let key = unique_key("retry");
-    let opts = AppendOptions::default().idempotency_key(key.clone());
+    let opts = AppendOptions::default().with_idempotency_key(key.clone());
     let log = LogId::new();
-    let created = logs.create(&log, &Entry::of(10), &opts).await.unwrap();
+    let created = logs
+        .create_with(&log, &[Entry::of(10)], &opts)
+        .await
+        .unwrap();
     assert_eq!(created.next_index(), 1);
     for _ in 0..10_000 {
-        match logs.create(&LogId::new(), &Entry::of(10), &opts).await {
+        match logs
+            .create_with(&LogId::new(), &[Entry::of(10)], &opts)
+            .await
+        {
             Err(Error::IdempotentReplay {
                 log_id,
                 first_index: 0,
@@ -411,7 +414,10 @@ pub async fn idempotent_retries_write_once(pair: Pair) {
     let tasks: Vec<_> = (0..16)
         .map(|_| {
             let (logs, opts) = (logs.clone(), opts.clone());
-            tokio::spawn(async move { logs.create(&LogId::new(), &Entry::of(10), &opts).await })
+            tokio::spawn(async move {
+                logs.create_with(&LogId::new(), &[Entry::of(10)], &opts)
+                    .await
+            })
         })
         .collect();
     for t in tasks {
@@ -421,24 +427,22 @@ pub async fn idempotent_retries_write_once(pair: Pair) {
     }
     // The same key with another event is a conflict.
     let err = logs
-        .create(&LogId::new(), &Entry::of(11), &opts)
+        .create_with(&LogId::new(), &[Entry::of(11)], &opts)
         .await
         .unwrap_err();
     assert!(matches!(err, Error::IdempotencyConflict { .. }), "{err:?}");
     assert_eq!(assert_dense(&pair.0, &log).await.len(), 1);
     // Append retries after the log moved on.
     let key = unique_key("append-retry");
-    let opts = AppendOptions::default().idempotency_key(key);
+    let opts = AppendOptions::default().with_idempotency_key(key);
     let next = logs
-        .append(&log, &created, &Entry::of(1), &opts)
+        .append_with(&created, &[Entry::of(1)], &opts)
         .await
         .unwrap();
-    logs.append(&log, &next, &Entry::of(2), &none())
-        .await
-        .unwrap();
+    logs.append(&next, &Entry::of(2)).await.unwrap();
     for state in [created, next, LogState::new(log, 3)] {
         let err = logs
-            .append(&log, &state, &Entry::of(1), &opts)
+            .append_with(&state, &[Entry::of(1)], &opts)
             .await
             .unwrap_err();
         assert!(
@@ -462,15 +466,15 @@ pub async fn batches_are_atomic(pair: Pair) {
     let stale = LogState::empty(log);
     let batch = [Entry::of(2), Entry::of(3)];
     assert!(matches!(
-        logs.append_batch(&log, &stale, &batch, &none()).await,
+        logs.append_with(&stale, &batch, &none()).await,
         Err(Error::ConcurrentAppend { .. })
     ));
     let too_big = Entry {
         amount: 9,
-        note: "x".repeat(pair.0.limits().event_bytes()),
+        note: "x".repeat(pair.0.limits().max_event_bytes()),
     };
     let err = logs
-        .append_batch(&log, &state, &[Entry::of(2), too_big], &none())
+        .append_with(&state, &[Entry::of(2), too_big], &none())
         .await
         .unwrap_err();
     assert!(
@@ -481,23 +485,17 @@ pub async fn batches_are_atomic(pair: Pair) {
         "{err:?}"
     );
     assert!(matches!(
-        logs.append_batch(&log, &state, &[], &none()).await,
+        logs.append_with(&state, &[], &none()).await,
         Err(Error::InvalidInput(InvalidInput::EmptyBatch))
     ));
     assert_eq!(assert_dense(&pair.0, &log).await.len(), 1);
     let key = unique_key("batch");
     let opts = AppendOptions::default()
-        .idempotency_key(key)
-        .metadata(serde_json::json!({"source": "suite"}));
-    let next = logs
-        .append_batch(&log, &state, &batch, &opts)
-        .await
-        .unwrap();
+        .with_idempotency_key(key)
+        .with_metadata(serde_json::json!({"source": "suite"}));
+    let next = logs.append_with(&state, &batch, &opts).await.unwrap();
     assert_eq!(next.next_index(), 3);
-    let err = logs
-        .append_batch(&log, &state, &batch, &opts)
-        .await
-        .unwrap_err();
+    let err = logs.append_with(&state, &batch, &opts).await.unwrap_err();
     assert!(
         matches!(
             err,
@@ -515,31 +513,10 @@ pub async fn batches_are_atomic(pair: Pair) {
         .iter()
         .all(|e| e.metadata == Some(serde_json::json!({"source": "suite"}))));
     let created = logs
-        .create_batch(&LogId::new(), &batch, &none())
+        .create_with(&LogId::new(), &batch, &none())
         .await
         .unwrap();
     assert_eq!(created.next_index(), 2);
-}
-
-pub async fn state_of_another_log_is_refused(pair: Pair) {
-    let logs = manager::<Tally>(&pair);
-    let (a, a_state) = log_of(&logs, &[1, 2, 3]).await;
-    let (b, b_state) = log_of(&logs, &[1]).await;
-    let err = logs
-        .append(&b, &a_state, &Entry::of(5), &none())
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, Error::WrongLog { log_id, state_log_id } if log_id == b && state_log_id == a),
-        "{err:?}"
-    );
-    let err = logs
-        .append_batch(&a, &b_state, &[Entry::of(5)], &none())
-        .await
-        .unwrap_err();
-    assert!(matches!(err, Error::WrongLog { .. }), "{err:?}");
-    assert_eq!(assert_dense(&pair.0, &a).await.len(), 3);
-    assert_eq!(assert_dense(&pair.0, &b).await.len(), 1);
 }
 
 pub async fn log_full_at_the_u32_edge(pair: Pair) {
@@ -547,7 +524,7 @@ pub async fn log_full_at_the_u32_edge(pair: Pair) {
     let (log, _) = log_of(&logs, &[1]).await;
     let max = u64::from(u32::MAX);
     let err = logs
-        .append(&log, &LogState::new(log, max + 1), &Entry::of(1), &none())
+        .append(&LogState::new(log, max + 1), &Entry::of(1))
         .await
         .unwrap_err();
     assert!(
@@ -555,8 +532,7 @@ pub async fn log_full_at_the_u32_edge(pair: Pair) {
         "{err:?}"
     );
     let err = logs
-        .append_batch(
-            &log,
+        .append_with(
             &LogState::new(log, max),
             &[Entry::of(1), Entry::of(2)],
             &none(),
@@ -565,7 +541,7 @@ pub async fn log_full_at_the_u32_edge(pair: Pair) {
         .unwrap_err();
     assert!(matches!(err, Error::LogFull { count: 2, .. }), "{err:?}");
     let err = logs
-        .append(&log, &LogState::new(log, max), &Entry::of(1), &none())
+        .append(&LogState::new(log, max), &Entry::of(1))
         .await
         .unwrap_err();
     assert!(
@@ -580,7 +556,7 @@ pub async fn reduce_and_retry_writers_lose_nothing(pair: Pair) {
     const EACH: i64 = 25;
     let logs = manager::<Tally>(&pair);
     let log = LogId::new();
-    logs.create(&log, &Entry::of(0), &none()).await.unwrap();
+    logs.create(&log, &Entry::of(0)).await.unwrap();
     let tasks: Vec<_> = (0..WRITERS)
         .map(|w| {
             let logs = logs.clone();
@@ -589,10 +565,7 @@ pub async fn reduce_and_retry_writers_lose_nothing(pair: Pair) {
                 for i in 0..EACH {
                     loop {
                         let state = logs.reduce(&log).await.unwrap().state();
-                        match logs
-                            .append(&log, &state, &Entry::of(w * 1_000 + i), &none())
-                            .await
-                        {
+                        match logs.append(&state, &Entry::of(w * 1_000 + i)).await {
                             Ok(_) => break,
                             Err(e) if e.is_conflict() => conflicts += 1,
                             Err(e) => panic!("unexpected {e:?}"),
@@ -620,9 +593,9 @@ pub async fn load_pages_and_stream_agree(pair: Pair) {
     let logs = manager::<Tally>(&pair);
     let log = LogId::new();
     let all: Vec<Entry> = (0..250).map(Entry::of).collect();
-    let state = logs.create_batch(&log, &all[..100], &none()).await.unwrap();
+    let state = logs.create_with(&log, &all[..100], &none()).await.unwrap();
     let state = logs
-        .append_batch(&log, &state, &all[100..], &none())
+        .append_with(&state, &all[100..], &none())
         .await
         .unwrap();
     assert_eq!(state.next_index(), 250);
@@ -642,7 +615,7 @@ pub async fn load_pages_and_stream_agree(pair: Pair) {
     );
     let tail: Vec<_> = logs.stream(&log, 245).try_collect().await.unwrap();
     assert_eq!(tail.len(), 5);
-    let max = pair.0.limits().page_events();
+    let max = pair.0.limits().max_page_events();
     for over in [max + 1, u32::MAX] {
         let err = logs.load(&log, 0, over).await.unwrap_err();
         assert!(
@@ -659,4 +632,34 @@ pub async fn load_pages_and_stream_agree(pair: Pair) {
 
 pub async fn model_based_operation_sequences(pair: Pair) {
     crate::model::check(pair).await;
+}
+
+pub async fn reductions_from_the_cache_equal_fresh_ones_and_keep_the_log_age(pair: Pair) {
+    // An id whose time part says 1970 (as a UUID from elsewhere would): the log's age comes
+    // from its first event, so a policy caching only young logs still caches it.
+    let log = LogId::from_u128(LogId::new().to_u128() & ((1 << 80) - 1));
+    assert_eq!(log.ulid_timestamp(), Timestamp::UNIX_EPOCH);
+    let logs = builder::<Tally>(&pair)
+        .caching_policy(eventlogs_core::LogAgePolicy::until(
+            std::time::Duration::from_secs(3_600),
+        ))
+        .build();
+    let mut state = logs.create(&log, &Entry::of(1)).await.unwrap();
+    for n in 2..=5 {
+        state = logs.append(&state, &Entry::of(n)).await.unwrap();
+    }
+    let fresh = logs.reduce(&log).await.unwrap();
+    let age = fresh.created_at.elapsed_until(Timestamp::now());
+    assert!(
+        age < std::time::Duration::from_secs(600),
+        "age from the first event: {age:?}"
+    );
+    logs.flush().await;
+    let hit = logs.reduce(&log).await.unwrap();
+    assert_eq!(hit.cache, CacheOutcome::Hit, "a young log is cached");
+    assert_eq!(hit, fresh, "a reduction from the cache equals a fresh one");
+    assert_eq!(
+        hit.created_at, fresh.created_at,
+        "the cache keeps the log's age"
+    );
 }

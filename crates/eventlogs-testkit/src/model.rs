@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use eventlogs_core::{AppendOptions, CacheKey, Error, LogId, LogManager, LogState};
+use eventlogs_core::{backend::CacheKey, AppendOptions, Error, LogId, LogManager, LogState};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
@@ -128,11 +128,11 @@ async fn run(pair: &Pair, inject: Option<&FaultInjector>, ops: Vec<Op>) -> Resul
                 let at = if *stale && len > 0 { len - 1 } else { len };
                 let mut opts = AppendOptions::default();
                 if let Some(k) = key {
-                    opts = opts.idempotency_key(keys[*k].clone());
+                    opts = opts.with_idempotency_key(keys[*k].clone());
                 }
                 let events: Vec<Entry> = amounts.iter().map(|a| Entry::of(*a)).collect();
                 let got = logs
-                    .append_batch(&log, &LogState::new(log, at), &events, &opts)
+                    .append_with(&LogState::new(log, at), &events, &opts)
                     .await;
                 let prior = key.and_then(|k| used.get(&k).cloned());
                 match (prior, got) {
@@ -145,8 +145,8 @@ async fn run(pair: &Pair, inject: Option<&FaultInjector>, ops: Vec<Op>) -> Resul
                             ..
                         }),
                     ) if u.replayed_by(*slot, at, amounts) => {
-                        if (log_id, first_index, count as usize)
-                            != (ids[u.slot], u.first, u.amounts.len())
+                        if (log_id, first_index, count)
+                            != (ids[u.slot], u64::from(u.first), u.amounts.len() as u64)
                         {
                             return fail(format!(
                                 "replay names {log_id} {first_index} {count}, model {u:?}"
@@ -183,8 +183,7 @@ async fn run(pair: &Pair, inject: Option<&FaultInjector>, ops: Vec<Op>) -> Resul
                     (None, Err(Error::LogNotFound { .. })) => {}
                     (Some(events), Ok(r)) => {
                         let sum: i64 = events.iter().sum();
-                        let expected =
-                            (events.len() as u64, sum, 0, u64::from(r.through_index) + 1);
+                        let expected = (events.len() as u64, sum, 0, r.through_index + 1);
                         let actual = (
                             r.aggregate.count,
                             r.aggregate.sum,
@@ -203,7 +202,7 @@ async fn run(pair: &Pair, inject: Option<&FaultInjector>, ops: Vec<Op>) -> Resul
             }
             Op::Load { slot, from, max } => {
                 let got = logs
-                    .load(&ids[*slot], *from, *max)
+                    .load(&ids[*slot], u64::from(*from), *max)
                     .await
                     .map_err(|e| e.to_string())?;
                 let events = model.get(slot).cloned().unwrap_or_default();

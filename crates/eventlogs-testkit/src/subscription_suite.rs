@@ -6,14 +6,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use eventlogs_core::SubscriptionClaim;
 use eventlogs_core::{
-    AppendRequest, BoxError, Error, EventFeed, EventStore, FeedEvent, FeedFilter, FeedPosition,
-    InvalidInput, LogId, LogState, NewEvent, Subscription, SubscriptionName, SubscriptionOptions,
-    SubscriptionStore,
+    backend::{AppendRequest, NewEvent, SubscriptionStore},
+    BoxError, Error, EventFeed, EventStore, FeedEvent, FeedFilter, FeedPosition, InvalidInput,
+    LogId, LogState, Subscription, SubscriptionHandle, SubscriptionName, SubscriptionOptions,
 };
-use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
+use tokio::sync::mpsc;
 
 use crate::feed_suite::read_until;
 
@@ -27,9 +25,9 @@ const PATIENCE: Duration = Duration::from_secs(15);
 /// Quick polling and claiming so tests stay short.
 pub fn fast() -> SubscriptionOptions {
     SubscriptionOptions::default()
-        .poll_interval(Duration::from_millis(50))
-        .claim_interval(Duration::from_millis(50))
-        .retry_backoff(Duration::from_millis(50))
+        .with_poll_interval(Duration::from_millis(50))
+        .with_claim_interval(Duration::from_millis(50))
+        .with_retry_backoff(Duration::from_millis(50))
 }
 
 /// Appends one event of type `kind` to `state`'s log.
@@ -55,39 +53,35 @@ fn new_logs(n: usize) -> Vec<LogState> {
     (0..n).map(|_| LogState::empty(LogId::new())).collect()
 }
 
-/// A subscription running in a task, its batches arriving on a channel.
+/// A subscription running in the background ([`Subscription::spawn`]), its batches arriving
+/// on a channel.
 pub struct Running {
     pub batches: mpsc::UnboundedReceiver<Vec<FeedEvent>>,
-    stop: Option<oneshot::Sender<()>>,
-    pub task: JoinHandle<eventlogs_core::Result<()>>,
+    pub handle: SubscriptionHandle,
 }
 
 impl Running {
     /// Starts `name` on `store` with at-least-once delivery into a channel.
     pub fn start<S: Subject>(store: &Arc<S>, name: &str, options: SubscriptionOptions) -> Self {
-        let subscription = Subscription::new(Arc::clone(store), name, options).unwrap();
+        let subscription = Subscription::<S>::new(Arc::clone(store), name, options).unwrap();
         let (tx, batches) = mpsc::unbounded_channel();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let handler = move |events: Vec<FeedEvent>| {
-                let tx = tx.clone();
-                async move {
-                    tx.send(events)
-                        .map_err(|_| BoxError::from("test receiver gone"))?;
-                    Ok(())
-                }
-            };
-            subscription
-                .run(handler, async move {
-                    let _ = stopped.await;
-                })
-                .await
+        let handle = subscription.spawn(move |events: Vec<FeedEvent>| {
+            let tx = tx.clone();
+            async move {
+                tx.send(events)
+                    .map_err(|_| BoxError::from("test receiver gone"))?;
+                Ok(())
+            }
         });
-        Self {
-            batches,
-            stop: Some(stop),
-            task,
-        }
+        Self { batches, handle }
+    }
+
+    /// Waits until it holds its name and reads the feed.
+    pub async fn live(&mut self) {
+        let live = tokio::time::timeout(PATIENCE, self.handle.live())
+            .await
+            .expect("the subscription did not go live");
+        assert!(live, "the subscription ended before it went live");
     }
 
     /// Receives until `count` events arrived in total.
@@ -110,15 +104,18 @@ impl Running {
             .is_err()
     }
 
-    /// Stops it cleanly and returns how `run` ended.
-    pub async fn stop(mut self) -> eventlogs_core::Result<()> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        tokio::time::timeout(PATIENCE, &mut self.task)
+    /// Stops it cleanly and returns how it ended.
+    pub async fn stop(self) -> eventlogs_core::Result<()> {
+        tokio::time::timeout(PATIENCE, self.handle.stop())
             .await
             .expect("the subscription did not stop")
-            .unwrap()
+    }
+
+    /// Waits for it to end on its own and returns how.
+    pub async fn join(self) -> eventlogs_core::Result<()> {
+        tokio::time::timeout(PATIENCE, self.handle.join())
+            .await
+            .expect("the subscription did not end")
     }
 }
 
@@ -139,7 +136,7 @@ pub async fn catches_up_then_follows_live<S: Subject>(store: Arc<S>) {
     let mut logs = new_logs(3);
     write_many(&*store, &mut logs, "Deposited", 30).await;
     let name = name();
-    let mut running = Running::start(&store, &name, fast().batch_size(7));
+    let mut running = Running::start(&store, &name, fast().with_batch_size(7));
     let mut received = running.receive(30).await;
     write_many(&*store, &mut logs, "Deposited", 20).await;
     received.extend(running.receive(20).await);
@@ -161,11 +158,11 @@ pub async fn resumes_from_its_checkpoint<S: Subject>(store: Arc<S>) {
     let mut logs = new_logs(2);
     write_many(&*store, &mut logs, "Deposited", 10).await;
     let name = name();
-    let mut first = Running::start(&store, &name, fast().batch_size(4));
+    let mut first = Running::start(&store, &name, fast().with_batch_size(4));
     let before = first.receive(10).await;
     first.stop().await.unwrap();
     write_many(&*store, &mut logs, "Deposited", 10).await;
-    let mut second = Running::start(&store, &name, fast().batch_size(4));
+    let mut second = Running::start(&store, &name, fast().with_batch_size(4));
     let after = second.receive(10).await;
     assert!(
         second.stays_quiet(Duration::from_millis(300)).await,
@@ -195,7 +192,8 @@ pub async fn one_consumer_per_name_then_handover<S: Subject>(store: Arc<S>) {
     drop(again);
 
     let mut a = Running::start(&store, &name, fast());
-    wait_until_claimed(&*store, &subscription).await;
+    a.live().await;
+    assert!(a.handle.is_live());
     let mut b = Running::start(&store, &name, fast());
     let mut logs = new_logs(2);
     write_many(&*store, &mut logs, "Deposited", 10).await;
@@ -204,27 +202,15 @@ pub async fn one_consumer_per_name_then_handover<S: Subject>(store: Arc<S>) {
         b.stays_quiet(Duration::from_millis(400)).await,
         "the second consumer receives nothing while the first holds the name"
     );
+    assert!(!b.handle.is_live(), "the standby is not live");
     a.stop().await.unwrap();
+    b.live().await;
     write_many(&*store, &mut logs, "Deposited", 10).await;
     let rest = b.receive(10).await;
     b.stop().await.unwrap();
     let mut all = first;
     all.extend(rest);
     assert_eq!(positions(&all), positions(&whole_feed(&store, 20).await));
-}
-
-/// Waits until a consumer holds `name`: a claim attempt of our own finds it taken. (An attempt
-/// that succeeds is released at once, and the consumer claims on its next try.)
-pub async fn wait_until_claimed<S: Subject>(store: &S, name: &SubscriptionName) {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while let Some(probe) = store.claim(name).await.unwrap() {
-        probe.release().await;
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no consumer claimed {name} within {PATIENCE:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 pub async fn filters_by_event_type_and_log<S: Subject>(store: Arc<S>) {
@@ -237,8 +223,12 @@ pub async fn filters_by_event_type_and_log<S: Subject>(store: Arc<S>) {
     let feed = whole_feed(&store, 12).await;
 
     let by_type = name();
-    let filter = FeedFilter::all().event_types(["Withdrew"]);
-    let mut running = Running::start(&store, &by_type, fast().batch_size(5).filter(filter));
+    let filter = FeedFilter::all().with_event_types(["Withdrew"]);
+    let mut running = Running::start(
+        &store,
+        &by_type,
+        fast().with_batch_size(5).with_filter(filter),
+    );
     let got = running.receive(6).await;
     assert!(running.stays_quiet(Duration::from_millis(300)).await);
     running.stop().await.unwrap();
@@ -257,7 +247,7 @@ pub async fn filters_by_event_type_and_log<S: Subject>(store: Arc<S>) {
     let mut running = Running::start(
         &store,
         &by_log,
-        fast().filter(FeedFilter::all().logs([log])),
+        fast().with_filter(FeedFilter::all().with_logs([log])),
     );
     let got = running.receive(4).await;
     assert!(running.stays_quiet(Duration::from_millis(300)).await);
@@ -281,7 +271,7 @@ pub async fn lag_counts_what_is_waiting<S: Subject>(store: Arc<S>) {
     assert_eq!(lag.events, 8);
     assert!(lag.behind >= Duration::from_millis(150), "{lag:?}");
     assert!(lag.behind < Duration::from_secs(60), "{lag:?}");
-    let mut running = Running::start(&store, &name, fast().batch_size(3));
+    let mut running = Running::start(&store, &name, fast().with_batch_size(3));
     running.receive(8).await;
     running.stop().await.unwrap();
     let lag = store.lag(&subscription).await.unwrap();
@@ -293,7 +283,8 @@ pub async fn a_failing_handler_stops_and_its_batch_is_redelivered<S: Subject>(st
     write_many(&*store, &mut logs, "Deposited", 5).await;
     whole_feed(&store, 5).await;
     let name = name();
-    let subscription = Subscription::new(Arc::clone(&store), &name, fast().batch_size(3)).unwrap();
+    let subscription =
+        Subscription::<S>::new(Arc::clone(&store), &name, fast().with_batch_size(3)).unwrap();
     let mut calls = 0;
     let outcome = subscription
         .run(
@@ -314,7 +305,7 @@ pub async fn a_failing_handler_stops_and_its_batch_is_redelivered<S: Subject>(st
         FeedPosition::START,
         "a failed batch is not checkpointed"
     );
-    let mut running = Running::start(&store, &name, fast().batch_size(3));
+    let mut running = Running::start(&store, &name, fast().with_batch_size(3));
     let got = running.receive(5).await;
     running.stop().await.unwrap();
     assert_eq!(got.len(), 5);
@@ -325,7 +316,7 @@ pub async fn batches_respect_the_batch_size<S: Subject>(store: Arc<S>) {
     let mut logs = new_logs(4);
     write_many(&*store, &mut logs, "Deposited", 23).await;
     whole_feed(&store, 23).await;
-    let mut running = Running::start(&store, &name(), fast().batch_size(4));
+    let mut running = Running::start(&store, &name(), fast().with_batch_size(4));
     let mut sizes = Vec::new();
     let mut total = 0;
     while total < 23 {
@@ -346,22 +337,22 @@ pub async fn bad_names_and_options_are_refused<S: Subject>(store: Arc<S>) {
         Err(Error::InvalidInput(InvalidInput::SubscriptionName(_) | InvalidInput::Config(_))) => {}
         other => panic!("expected invalid input, got {:?}", other.map(|_| ())),
     };
-    refused(Subscription::new(Arc::clone(&store), "", fast()));
-    refused(Subscription::new(Arc::clone(&store), "a b", fast()));
+    refused(Subscription::<S>::new(Arc::clone(&store), "", fast()));
+    refused(Subscription::<S>::new(Arc::clone(&store), "a b", fast()));
     refused(Subscription::new(
         Arc::clone(&store),
         "x",
-        fast().batch_size(0),
+        fast().with_batch_size(0),
     ));
     refused(Subscription::new(
         Arc::clone(&store),
         "x",
-        fast().batch_size(10_001),
+        fast().with_batch_size(10_001),
     ));
     refused(Subscription::new(
         Arc::clone(&store),
         "x",
-        fast().poll_interval(Duration::ZERO),
+        fast().with_poll_interval(Duration::ZERO),
     ));
 }
 
@@ -369,9 +360,9 @@ pub async fn reset_replays_from_a_position_only_while_nobody_runs_it<S: Subject>
     let mut logs = new_logs(2);
     write_many(&*store, &mut logs, "Deposited", 10).await;
     let name = name();
-    let mut running = Running::start(&store, &name, fast().batch_size(4));
+    let mut running = Running::start(&store, &name, fast().with_batch_size(4));
     let first = running.receive(10).await;
-    let subscription = Subscription::new(Arc::clone(&store), &name, fast()).unwrap();
+    let subscription = Subscription::<S>::new(Arc::clone(&store), &name, fast()).unwrap();
     let refused = subscription.reset(FeedPosition::START).await.unwrap_err();
     assert!(
         matches!(&refused, Error::SubscriptionRunning { subscription } if *subscription == name),
@@ -385,12 +376,12 @@ pub async fn reset_replays_from_a_position_only_while_nobody_runs_it<S: Subject>
     running.stop().await.unwrap();
     subscription.reset(first[5].position).await.unwrap();
     assert_eq!(subscription.checkpoint().await.unwrap(), first[5].position);
-    let mut again = Running::start(&store, &name, fast().batch_size(4));
+    let mut again = Running::start(&store, &name, fast().with_batch_size(4));
     let replayed = again.receive(4).await;
     assert_eq!(positions(&replayed), positions(&first[6..]));
     again.stop().await.unwrap();
     subscription.reset(FeedPosition::START).await.unwrap();
-    let mut rebuilt = Running::start(&store, &name, fast().batch_size(4));
+    let mut rebuilt = Running::start(&store, &name, fast().with_batch_size(4));
     let all = rebuilt.receive(10).await;
     rebuilt.stop().await.unwrap();
     assert_eq!(positions(&all), positions(&first));
@@ -401,7 +392,7 @@ pub async fn a_reset_to_the_head_skips_history<S: Subject>(store: Arc<S>) {
     write_many(&*store, &mut logs, "Deposited", 5).await;
     let history = whole_feed(&store, 5).await;
     let name = name();
-    let subscription = Subscription::new(Arc::clone(&store), &name, fast()).unwrap();
+    let subscription = Subscription::<S>::new(Arc::clone(&store), &name, fast()).unwrap();
     subscription
         .reset(store.head().await.unwrap())
         .await

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use eventlogs_core::{Aggregate, EventStore, LogId, RawEvent};
+use eventlogs_core::{backend::RawEvent, Aggregate, EventStore, LogId};
 use futures::TryStreamExt;
 
 /// A key no other test uses, containing `label`.

@@ -1,8 +1,12 @@
 //! eventlogs: event sourcing with dense per-entity logs, optimistic concurrency, idempotency
 //! keys and asynchronously cached reductions.
 //!
-//! This facade re-exports [`eventlogs_core`] and, behind cargo features, the backends:
-//! `fake` (on by default) gives [`fake::FakeEventStore`] and [`fake::FakeReductionCache`].
+//! The crate root is what a service uses: [`LogManager`] (with [`LogManager::execute`] for
+//! commands), [`Aggregate`], [`Subscription`] and their types. [`backend`] holds what only
+//! authors of stores and caches need. The backends sit behind cargo features: `fake` (the only
+//! default) gives [`fake::FakeEventStore`] and [`fake::FakeReductionCache`]; `postgres-store`
+//! gives `postgres`, `redis-cache` gives `redis`, `tls` turns on rustls for them, and `uuid`
+//! converts [`LogId`] to and from `uuid::Uuid`.
 //!
 //! The rest of this page is the project README; its Rust examples are compiled and run as tests.
 #![doc = include_str!("../README.md")]

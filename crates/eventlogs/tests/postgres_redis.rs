@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use eventlogs::postgres::PostgresEventStore;
-use eventlogs::redis::{RedisCacheBuilder, RedisReductionCache};
+use eventlogs::redis::{RedisReductionCache, RedisReductionCacheBuilder};
 use eventlogs::{EventStore, LogId, ReductionCache};
 use eventlogs_testkit::servers::{citus_url, cluster_nodes, database_url, redis_url};
 
@@ -19,7 +19,7 @@ async fn store() -> Option<Arc<dyn EventStore>> {
     Some(Arc::new(store))
 }
 
-async fn cache(builder: RedisCacheBuilder) -> Arc<dyn ReductionCache> {
+async fn cache(builder: RedisReductionCacheBuilder) -> Arc<dyn ReductionCache> {
     let cache = builder
         .key_prefix(format!("facade-{}", LogId::new()))
         .timeout(Duration::from_secs(2))

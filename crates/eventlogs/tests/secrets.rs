@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use eventlogs::postgres::tokio_postgres::config::{Config as PgConfig, Host};
 use eventlogs::postgres::PostgresEventStore;
-use eventlogs::redis::{RedisCacheConfig, RedisReductionCache};
+use eventlogs::redis::{RedisCacheConfig, RedisReductionCache, RedisReductionCacheBuilder};
 use eventlogs::{
-    Aggregate, AppendOptions, CacheKey, Error, EventRecord, EventStore, InvalidInput, LogId,
-    LogManager, ReductionCache,
+    backend::CacheKey, Aggregate, Error, EventRecord, EventStore, InvalidInput, LogId, LogManager,
+    ReductionCache,
 };
 use eventlogs_testkit::servers::{database_url, redis_url};
 use serde::{Deserialize, Serialize};
@@ -152,13 +152,8 @@ async fn passwords_never_reach_logs_or_debug_output() {
     shown.push(format!("{cache:?}"));
     let logs: LogManager<Count> = LogManager::builder(store).cache(cache).build();
     let log = LogId::new();
-    let state = logs
-        .create(&log, &1, &AppendOptions::default())
-        .await
-        .unwrap();
-    logs.append(&log, &state, &2, &AppendOptions::default())
-        .await
-        .unwrap();
+    let state = logs.create(&log, &1).await.unwrap();
+    logs.append(&state, &2).await.unwrap();
     logs.reduce(&log).await.unwrap();
     logs.flush().await;
     logs.reduce(&log).await.unwrap();
@@ -357,7 +352,10 @@ async fn hostile_password_shapes_never_reach_logs_or_debug_output() {
     shown.push(error_text(&err));
     let config = RedisCacheConfig::new(r"host=h password='Hunter2 s3cr3t\'x'");
     shown.push(format!("{config:?} {}", config.servers));
-    let err = RedisReductionCache::connect(config).await.unwrap_err();
+    let err = RedisReductionCacheBuilder::from(config)
+        .build()
+        .await
+        .unwrap_err();
     shown.push(error_text(&err));
 
     assert_never_shown(&captured, &shown, &WORDS);

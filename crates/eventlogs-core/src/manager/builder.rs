@@ -5,9 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{stats::Counters, writer::Writer, CacheLink, Inner, LogManager};
-use crate::{Aggregate, Always, CachingPolicy, EventStore, ReductionCache};
+use crate::{Aggregate, Always, CachingPolicy, EventStore, ReductionCache, RetryPolicy};
 
-/// Configures a [`LogManager`]. Every setting has a default; only the store is required.
+/// Configures a [`LogManager`]. Every setting has a default; only the store is required. The
+/// cache entry size limit is the cache's own ([`ReductionCache::max_entry_bytes`]).
 ///
 /// ```
 /// # use eventlogs_core::*;
@@ -30,7 +31,7 @@ pub struct LogManagerBuilder<A: Aggregate> {
     cache: Option<Arc<dyn ReductionCache>>,
     policy: Box<dyn CachingPolicy<A>>,
     cache_timeout: Duration,
-    max_entry_bytes: usize,
+    retry: RetryPolicy,
     queue_capacity: usize,
     write_concurrency: usize,
     _aggregate: PhantomData<fn() -> A>,
@@ -71,7 +72,7 @@ impl<A: Aggregate> LogManagerBuilder<A> {
             cache: None,
             policy: Box::new(Always),
             cache_timeout: Duration::from_millis(50),
-            max_entry_bytes: 1024 * 1024,
+            retry: RetryPolicy::default(),
             queue_capacity: 10_000,
             write_concurrency: 8,
             _aggregate: PhantomData,
@@ -100,11 +101,11 @@ impl<A: Aggregate> LogManagerBuilder<A> {
         self
     }
 
-    /// The largest cache entry read or written, in bytes (default 1 MiB). Larger reductions are
-    /// not cached; larger stored entries are misses.
+    /// How [`execute`](LogManager::execute) retries a command that lost a race (default:
+    /// [`RetryPolicy::default`]).
     #[must_use]
-    pub fn max_cache_entry_bytes(mut self, bytes: usize) -> Self {
-        self.max_entry_bytes = bytes;
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
         self
     }
 
@@ -129,6 +130,7 @@ impl<A: Aggregate> LogManagerBuilder<A> {
         let cache = self.cache.map(|cache| {
             let counters = Arc::new(Counters::default());
             CacheLink {
+                max_entry_bytes: cache.max_entry_bytes(),
                 writer: Writer::new(
                     Arc::clone(&cache),
                     Arc::clone(&counters),
@@ -139,7 +141,6 @@ impl<A: Aggregate> LogManagerBuilder<A> {
                 cache,
                 counters,
                 timeout: self.cache_timeout,
-                max_entry_bytes: self.max_entry_bytes,
             }
         });
         LogManager {
@@ -147,6 +148,7 @@ impl<A: Aggregate> LogManagerBuilder<A> {
                 store: self.store,
                 cache,
                 policy: self.policy,
+                retry: self.retry,
             }),
         }
     }

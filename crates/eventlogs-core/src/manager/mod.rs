@@ -1,7 +1,8 @@
-//! `LogManager<A>`: the API users call — create, append, reduce, load, stream, flush.
+//! `LogManager<A>`: the API users call — execute, create, append, reduce, load, stream, flush.
 
 mod append;
 mod builder;
+mod command;
 mod read;
 mod reduce;
 mod stats;
@@ -12,9 +13,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use builder::LogManagerBuilder;
+pub use command::Executed;
 pub use stats::CacheStats;
 
-use crate::{Aggregate, CachingPolicy, EventStore, ReductionCache};
+use crate::{Aggregate, CachingPolicy, EventStore, ReductionCache, RetryPolicy};
 
 /// Reads and writes the logs of one aggregate type over an [`EventStore`], with an optional
 /// [`ReductionCache`].
@@ -29,6 +31,7 @@ struct Inner<A: Aggregate> {
     store: Arc<dyn EventStore>,
     cache: Option<CacheLink>,
     policy: Box<dyn CachingPolicy<A>>,
+    retry: RetryPolicy,
 }
 
 struct CacheLink {

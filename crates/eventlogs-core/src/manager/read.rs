@@ -9,16 +9,21 @@ use crate::{Aggregate, EventRecord, LogId, Result};
 impl<A: Aggregate> LogManager<A> {
     /// Reads at most `max_events` events from `from_index` on. An unknown log, or a start past
     /// the end, gives an empty page; `max_events` over the store's page limit
-    /// ([`Limits::page_events`](crate::Limits::page_events), 10,000 by default) is
+    /// ([`Limits::max_page_events`](crate::Limits::max_page_events), 10,000 by default) is
     /// [`InvalidInput::PageTooLarge`](crate::InvalidInput::PageTooLarge), refused by the store.
     pub async fn load(
         &self,
         log_id: &LogId,
-        from_index: u32,
+        from_index: u64,
         max_events: u32,
     ) -> Result<Vec<EventRecord<A::Event>>> {
         let span = tracing::info_span!("eventlogs.load", log_id = %log_id, from_index, max_events);
         async {
+            // No log holds an index past `u32::MAX`.
+            let Ok(from_index) = u32::try_from(from_index) else {
+                self.inner.store.limits().check_page(max_events)?;
+                return Ok(Vec::new());
+            };
             if max_events == 0 {
                 return Ok(Vec::new());
             }
@@ -43,11 +48,15 @@ impl<A: Aggregate> LogManager<A> {
     pub fn stream(
         &self,
         log_id: &LogId,
-        from_index: u32,
+        from_index: u64,
     ) -> BoxStream<'static, Result<EventRecord<A::Event>>> {
         let store = std::sync::Arc::clone(&self.inner.store);
         let log_id = *log_id;
         let span = tracing::info_span!("eventlogs.stream", log_id = %log_id, from_index);
+        // No log holds an index past `u32::MAX`.
+        let Ok(from_index) = u32::try_from(from_index) else {
+            return futures::stream::empty().boxed();
+        };
         futures::stream::once(
             async move { store.stream(&log_id, from_index).await }.instrument(span),
         )

@@ -18,6 +18,8 @@ struct Start<A> {
     from: u32,
     /// The cached entry's last event, which the first row must match.
     confirm: Option<(u32, u64, Timestamp)>,
+    /// When the log's first event was recorded, when the cache knows.
+    created_at: Option<Timestamp>,
 }
 
 impl<A: Aggregate> LogManager<A> {
@@ -41,7 +43,7 @@ impl<A: Aggregate> LogManager<A> {
                 Err(e) if e.is_retryable() => {
                     tracing::warn!(error = %e, "reduce failed with a retryable error")
                 }
-                Err(e) => tracing::debug!(error = %e, kind = e.kind(), "reduce failed"),
+                Err(e) => tracing::debug!(error = %e, kind = e.kind().as_str(), "reduce failed"),
             }
             result
         }
@@ -59,6 +61,7 @@ impl<A: Aggregate> LogManager<A> {
             let start = Start {
                 from: entry.through_index,
                 confirm: Some((entry.through_index, entry.fingerprint, entry.reduced_at)),
+                created_at: Some(entry.created_at),
                 aggregate: entry.aggregate,
             };
             if let Some(reduction) = self.fold(log_id, start, CacheOutcome::Hit).await? {
@@ -78,6 +81,7 @@ impl<A: Aggregate> LogManager<A> {
             aggregate: A::default(),
             from: 0,
             confirm: None,
+            created_at: None,
         };
         let reduction = self
             .fold(log_id, start, outcome)
@@ -98,6 +102,7 @@ impl<A: Aggregate> LogManager<A> {
     ) -> Result<Option<Reduction<A>>> {
         let mut stream = self.inner.store.stream(&log_id, start.from).await?;
         let mut aggregate = start.aggregate;
+        let mut created_at = start.created_at;
         let mut events_read = 0u64;
         // The confirmed cached event, then the last event folded: its fingerprint is computed
         // once, at the end, not for every row.
@@ -125,6 +130,7 @@ impl<A: Aggregate> LogManager<A> {
                 });
             }
             let record = raw.decode(&log_id)?;
+            created_at.get_or_insert(record.recorded_at);
             aggregate.apply(&record);
             events_read += 1;
             expected = raw.index.checked_add(1);
@@ -138,7 +144,8 @@ impl<A: Aggregate> LogManager<A> {
             end.map(|(through_index, fingerprint, reduced_at)| Reduction {
                 log_id,
                 reduced_at,
-                through_index,
+                created_at: created_at.unwrap_or(reduced_at),
+                through_index: u64::from(through_index),
                 aggregate,
                 events_read,
                 cache,
@@ -169,14 +176,17 @@ fn encode<A: Aggregate>(
     key: &CacheKey,
     reduction: &Reduction<A>,
 ) -> Option<(u32, Vec<u8>)> {
+    // A reduction's index came from the store, which keeps `u32` indexes.
+    let through_index = u32::try_from(reduction.through_index).ok()?;
     let entry = CacheEntry {
-        through_index: reduction.through_index,
+        through_index,
         fingerprint: reduction.fingerprint,
         reduced_at: reduction.reduced_at,
+        created_at: reduction.created_at,
         aggregate: &reduction.aggregate,
     };
     match entry.encode(key) {
-        Ok(bytes) if bytes.len() <= link.max_entry_bytes => Some((reduction.through_index, bytes)),
+        Ok(bytes) if bytes.len() <= link.max_entry_bytes => Some((through_index, bytes)),
         Ok(bytes) => {
             bump(&link.counters.dropped_writes);
             tracing::warn!(key = %key, size = bytes.len(), max = link.max_entry_bytes, "reduction over the cache entry limit; not cached");

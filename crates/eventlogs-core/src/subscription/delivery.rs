@@ -5,9 +5,9 @@ use std::future::Future;
 
 use async_trait::async_trait;
 
-use crate::{
-    BoxError, Error, FeedEvent, FeedPosition, Result, SubscriptionClaim, SubscriptionName,
-};
+use super::SubscriptionClaim;
+
+use crate::{BoxError, Error, FeedEvent, FeedPosition, Result, SubscriptionName};
 
 /// Handles a batch of feed events. Implemented for `FnMut(Vec<FeedEvent>) -> impl Future`.
 ///

@@ -16,7 +16,7 @@ impl RawEvent {
     /// Anything else has no type name.
     ///
     /// ```
-    /// # use eventlogs_core::{RawEvent, Timestamp};
+    /// # use eventlogs_core::{backend::RawEvent, Timestamp};
     /// let event = |payload: &str| RawEvent {
     ///     index: 0,
     ///     recorded_at: Timestamp::from_unix_micros(0),

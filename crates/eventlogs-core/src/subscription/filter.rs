@@ -12,7 +12,7 @@ use crate::{FeedEvent, LogId};
 ///
 /// ```
 /// # use eventlogs_core::FeedFilter;
-/// let filter = FeedFilter::all().event_types(["Deposited", "Withdrew"]);
+/// let filter = FeedFilter::all().with_event_types(["Deposited", "Withdrew"]);
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FeedFilter {
@@ -27,9 +27,9 @@ impl FeedFilter {
         Self::default()
     }
 
-    /// Only events whose [`event_type`](crate::RawEvent::event_type) is one of `types`.
+    /// Only events whose [`event_type`](crate::backend::RawEvent::event_type) is one of `types`.
     #[must_use]
-    pub fn event_types<I, S>(mut self, types: I) -> Self
+    pub fn with_event_types<I, S>(mut self, types: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
@@ -40,7 +40,7 @@ impl FeedFilter {
 
     /// Only events of the logs in `logs`.
     #[must_use]
-    pub fn logs(mut self, logs: impl IntoIterator<Item = LogId>) -> Self {
+    pub fn with_logs(mut self, logs: impl IntoIterator<Item = LogId>) -> Self {
         self.logs = Some(logs.into_iter().collect());
         self
     }

@@ -5,7 +5,7 @@ use std::time::Duration;
 use crate::FeedPosition;
 
 /// How far a subscription's checkpoint is behind the feed, readable at any time from any
-/// process with [`SubscriptionStore::lag`](crate::SubscriptionStore::lag).
+/// process with [`SubscriptionStore::lag`](crate::backend::SubscriptionStore::lag).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Lag {
     /// The stored checkpoint ([`FeedPosition::START`] before the first batch).

@@ -5,12 +5,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::{BoxFuture, FutureExt, Shared};
-
+use tokio::sync::watch;
 use tracing::Instrument;
 
+use super::{Delivery, SubscriptionClaim, SubscriptionHandle, SubscriptionStore};
 use crate::{
-    AtLeastOnce, Delivery, FeedEvent, FeedPosition, Handler, Lag, Result, SubscriptionClaim,
-    SubscriptionName, SubscriptionOptions, SubscriptionStore,
+    AtLeastOnce, FeedEvent, FeedPosition, Handler, Lag, Result, SubscriptionName,
+    SubscriptionOptions,
 };
 
 /// A named, resumable reader of the global feed that keeps a read model up to date.
@@ -21,19 +22,24 @@ use crate::{
 /// that finds the name taken retries every `claim_interval` and takes over when the holder
 /// stops or dies. Retryable store errors release the claim and claim again after a backoff.
 ///
+/// [`spawn`](Self::spawn) runs it in the background and returns a [`SubscriptionHandle`];
+/// [`run`](Self::run) runs it in the caller's task until a shutdown future completes.
+///
 /// ```no_run
-/// # async fn demo<S: eventlogs_core::SubscriptionStore>(store: std::sync::Arc<S>) -> eventlogs_core::Result<()> {
+/// # async fn demo<S: eventlogs_core::backend::SubscriptionStore>(store: S) -> eventlogs_core::Result<()> {
 /// use eventlogs_core::{FeedEvent, FeedFilter, Subscription, SubscriptionOptions};
 ///
 /// let options = SubscriptionOptions::default()
-///     .batch_size(200)
-///     .filter(FeedFilter::all().event_types(["Deposited"]));
+///     .with_batch_size(200)
+///     .with_filter(FeedFilter::all().with_event_types(["Deposited"]));
 /// let deposits = Subscription::new(store, "deposits", options)?;
-/// let handler = |events: Vec<FeedEvent>| async move {
+/// let mut running = deposits.spawn(|events: Vec<FeedEvent>| async move {
 ///     println!("{} deposits", events.len());
 ///     Ok(())
-/// };
-/// deposits.run(handler, std::future::pending()).await?;
+/// });
+/// running.live().await; // it holds its name and reads the feed
+/// // ...
+/// running.stop().await?;
 /// # Ok(()) }
 /// ```
 #[derive(Debug)]
@@ -41,27 +47,59 @@ pub struct Subscription<S: SubscriptionStore> {
     store: Arc<S>,
     name: SubscriptionName,
     options: SubscriptionOptions,
+    live: Arc<watch::Sender<bool>>,
 }
-
-/// The first re-read after a wake-up found the feed held back.
-const HELD_BACK_RETRY: Duration = Duration::from_millis(10);
-
-/// How long a subscription at the head of the feed waits for a wake-up before reading again
-/// anyway, in case part of what was announced was held back.
-const HEAD_PAUSE: Duration = Duration::from_millis(40);
 
 /// The shutdown signal, pollable again after it fired.
 type Stop<'a> = Shared<BoxFuture<'a, ()>>;
 
 impl<S: SubscriptionStore> Subscription<S> {
-    /// A subscription called `name` on `store`. Fails on an invalid name or options.
-    pub fn new(store: Arc<S>, name: &str, options: SubscriptionOptions) -> Result<Self> {
+    /// A subscription called `name` on `store` (a store, or an `Arc` of one to share it).
+    /// Fails on an invalid name or options.
+    pub fn new(store: impl Into<Arc<S>>, name: &str, options: SubscriptionOptions) -> Result<Self> {
         options.validate()?;
         Ok(Self {
-            store,
+            store: store.into(),
             name: SubscriptionName::new(name)?,
             options,
+            live: Arc::new(watch::Sender::new(false)),
         })
+    }
+
+    /// Runs with at-least-once delivery in a background task, until the handle stops it (or
+    /// is dropped) or an error that retrying will not fix. Needs a Tokio runtime. The
+    /// subscription stays usable here for [`lag`](Self::lag), [`checkpoint`](Self::checkpoint)
+    /// and [`is_live`](Self::is_live).
+    pub fn spawn<H: Handler + 'static>(&self, handler: H) -> SubscriptionHandle {
+        self.spawn_with(AtLeastOnce(handler))
+    }
+
+    /// Runs with the given delivery mode in a background task, like [`spawn`](Self::spawn).
+    pub fn spawn_with<D: Delivery<S::Claim> + 'static>(&self, delivery: D) -> SubscriptionHandle {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let live = self.live.subscribe();
+        let name = self.name.clone();
+        let this = Self {
+            store: Arc::clone(&self.store),
+            name: self.name.clone(),
+            options: self.options.clone(),
+            live: Arc::clone(&self.live),
+        };
+        let task = tokio::spawn(async move {
+            // A dropped handle stops the subscription too.
+            let shutdown = async move {
+                let _ = stopped.await;
+            };
+            this.run_with(delivery, shutdown).await
+        });
+        SubscriptionHandle::new(name, stop, live, task)
+    }
+
+    /// Whether this subscription is running here and holds its name (it is reading the feed,
+    /// not standing by behind another consumer).
+    #[must_use]
+    pub fn is_live(&self) -> bool {
+        *self.live.borrow()
     }
 
     /// The subscription's name.
@@ -132,7 +170,10 @@ impl<S: SubscriptionStore> Subscription<S> {
                 let Some(mut claim) = self.claim(&stop).await? else {
                     return Ok(());
                 };
-                match self.consume(&mut claim, &mut delivery, &stop).await {
+                self.live.send_replace(true);
+                let consumed = self.consume(&mut claim, &mut delivery, &stop).await;
+                self.live.send_replace(false);
+                match consumed {
                     Ok(()) => {
                         claim.release().await;
                         tracing::info!("subscription stopped");
@@ -147,7 +188,7 @@ impl<S: SubscriptionStore> Subscription<S> {
                     }
                     Err(error) => {
                         claim.release().await;
-                        tracing::error!(%error, kind = error.kind(), "subscription failed");
+                        tracing::error!(%error, kind = error.kind().as_str(), "subscription failed");
                         return Err(error);
                     }
                 }
@@ -239,7 +280,8 @@ impl<S: SubscriptionStore> Subscription<S> {
             };
             let Some(last) = events.last() else {
                 if active || held_back.is_some() {
-                    held_back = Some(held_back.map_or(HELD_BACK_RETRY, |d| d * 2).min(poll));
+                    let first = self.options.held_back_retry;
+                    held_back = Some(held_back.map_or(first, |d| d * 2).min(poll));
                 }
                 active = self.wait(claim, stop, held_back.unwrap_or(poll)).await?;
                 continue;
@@ -279,8 +321,9 @@ impl<S: SubscriptionStore> Subscription<S> {
             // again at once would deliver (and checkpoint) a few events at a time, costing
             // the writers a commit per handful of events. Re-read after a short pause in case
             // part of what was announced is still held back.
-            held_back = Some(HEAD_PAUSE);
-            active = self.wait(claim, stop, HEAD_PAUSE.min(poll)).await?;
+            let pause = self.options.head_pause.min(poll);
+            held_back = Some(pause);
+            active = self.wait(claim, stop, pause).await?;
         }
     }
 }

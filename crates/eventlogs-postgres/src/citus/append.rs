@@ -2,7 +2,10 @@
 
 use std::time::SystemTime;
 
-use eventlogs_core::{AppendRequest, Appended, Error, Result};
+use eventlogs_core::{
+    backend::{AppendRequest, Appended},
+    Error, Result,
+};
 
 use crate::append::appended;
 use crate::error::{classify, Failure};

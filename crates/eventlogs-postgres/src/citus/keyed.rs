@@ -27,7 +27,10 @@
 
 use std::time::{Duration, SystemTime};
 
-use eventlogs_core::{AppendRequest, Appended, Error, LogId, Result, StoredKey};
+use eventlogs_core::{
+    backend::{AppendRequest, Appended, StoredKey},
+    Error, LogId, Result,
+};
 use tokio::time::Instant;
 use tokio_postgres::Row;
 
@@ -126,6 +129,34 @@ impl PostgresEventStore {
             }
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    /// The committed write of `key` on a distributed schema: its claim, when the claim is
+    /// known to be done (or predates the claims) or the log's record of the key says done.
+    /// A claim in flight, or one whose attempt was voided, is not a committed write: `None`.
+    pub(crate) async fn find_key_distributed(&self, key: &str) -> Result<Option<StoredKey>> {
+        let found = self
+            .rows(&self.citus_statements().lookup, &[&key])
+            .await?
+            .map_err(query_error)?;
+        let Some(row) = found.first() else {
+            return Ok(None);
+        };
+        let stored = stored_key(row, 0, "idempotency key claim")?;
+        let attempt: Option<uuid::Uuid> =
+            row.try_get(4).map_err(|e| unreadable("claim attempt", e))?;
+        let done: bool = row.try_get(5).map_err(|e| unreadable("claim state", e))?;
+        let Some(attempt) = attempt.filter(|_| !done) else {
+            return Ok(Some(stored));
+        };
+        match self.record(&stored.log_id, key).await? {
+            Some(Record::Done) => {
+                // Later lookups need not ask the log's worker again (best effort).
+                let _ = self.mark_done(key, attempt).await;
+                Ok(Some(stored))
+            }
+            _ => Ok(None),
         }
     }
 

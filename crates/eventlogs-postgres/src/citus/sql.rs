@@ -42,6 +42,8 @@ pub(crate) struct CitusStatements {
     /// Voids attempt `$6` of key `$2` on log `$1` (with `$3` first index, `$4` count, `$5`
     /// hash), unless it is recorded as done: its events can then never be written.
     pub(crate) void: String,
+    /// The claim of `$1` key: log id, first index, count, hash, attempt, done.
+    pub(crate) lookup: String,
 }
 
 impl CitusStatements {
@@ -88,6 +90,10 @@ impl CitusStatements {
                  VALUES ($1::uuid, $2::text, $3::bigint, $4::integer, $5::bigint, $6::uuid, 'void') \
                  ON CONFLICT (log_id, key) DO UPDATE SET state = 'void', attempt = EXCLUDED.attempt \
                  WHERE k.state = 'void' RETURNING k.state"
+            ),
+            lookup: format!(
+                "SELECT log_id, first_index, event_count, request_hash, attempt, done \
+                 FROM {schema}.idempotency_keys WHERE key = $1::text"
             ),
         }
     }

@@ -59,10 +59,14 @@ pub(crate) struct Recorder {
     pub(crate) pause: Duration,
 }
 
-#[eventlogs_core::async_trait]
+#[eventlogs_core::backend::async_trait]
 impl TransactionalHandler for Recorder {
-    async fn handle(&mut self, tx: &Transaction<'_>, events: &[FeedEvent]) -> Result<(), BoxError> {
-        let (t, p, l, i) = columns(events);
+    async fn handle(
+        &mut self,
+        tx: &Transaction<'_>,
+        events: Vec<FeedEvent>,
+    ) -> Result<(), BoxError> {
+        let (t, p, l, i) = columns(&events);
         tx.execute(&self.sql, &[&t, &p, &l, &i, &self.run]).await?;
         tokio::time::sleep(self.pause).await;
         Ok(())
@@ -84,7 +88,8 @@ pub(crate) fn subscriber(
     run: i32,
     options: SubscriptionOptions,
 ) -> (oneshot::Sender<()>, JoinHandle<eventlogs_core::Result<()>>) {
-    let subscription = Subscription::new(Arc::clone(store), name, options).unwrap();
+    let subscription =
+        Subscription::<PostgresEventStore>::new(Arc::clone(store), name, options).unwrap();
     let sql = record_sql(&store.config().schema);
     let pool = store.pool().clone();
     let (stop, stopped) = oneshot::channel::<()>();
@@ -121,10 +126,10 @@ pub(crate) fn subscriber(
 
 pub(crate) fn options(batch: u32) -> SubscriptionOptions {
     SubscriptionOptions::default()
-        .batch_size(batch)
-        .poll_interval(Duration::from_millis(200))
-        .claim_interval(Duration::from_millis(50))
-        .retry_backoff(Duration::from_millis(50))
+        .with_batch_size(batch)
+        .with_poll_interval(Duration::from_millis(200))
+        .with_claim_interval(Duration::from_millis(50))
+        .with_retry_backoff(Duration::from_millis(50))
 }
 
 pub(crate) async fn scalar(store: &PostgresEventStore, sql: &str) -> i64 {

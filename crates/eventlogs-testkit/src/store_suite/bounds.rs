@@ -1,6 +1,9 @@
 //! Store suite, bounds: limits, the `u32` edge of indexes, hostile states, odd keys and metadata.
 
-use eventlogs_core::{AppendRequest, Error, InvalidInput, LogId, LogState, NewEvent};
+use eventlogs_core::{
+    backend::{AppendRequest, NewEvent},
+    Error, InvalidInput, LogId, LogState,
+};
 
 use super::{events, request, write, Store};
 use crate::aggregates::Entry;
@@ -15,13 +18,13 @@ pub async fn limits_are_enforced_before_writing(store: Store) {
         Error::InvalidInput(kind) => kind,
         other => panic!("expected InvalidInput, got {other:?}"),
     };
-    let big = NewEvent::new(&"x".repeat(limits.event_bytes())).unwrap();
+    let big = NewEvent::new(&"x".repeat(limits.max_event_bytes())).unwrap();
     let err = store
         .append(&AppendRequest::new(state, vec![big], None, None))
         .await
         .unwrap_err();
     assert!(matches!(invalid(err), InvalidInput::EventTooLarge { .. }));
-    let many = vec![NewEvent::new(&1).unwrap(); limits.batch_events() + 1];
+    let many = vec![NewEvent::new(&1).unwrap(); limits.max_batch_events() + 1];
     let err = store
         .append(&AppendRequest::new(state, many, None, None))
         .await
@@ -32,7 +35,7 @@ pub async fn limits_are_enforced_before_writing(store: Store) {
         .await
         .unwrap_err();
     assert_eq!(invalid(err), InvalidInput::EmptyBatch);
-    let meta = NewEvent::new(&"m".repeat(limits.metadata_bytes())).unwrap();
+    let meta = NewEvent::new(&"m".repeat(limits.max_metadata_bytes())).unwrap();
     let err = store
         .append(&AppendRequest::new(state, events(&[1]), Some(meta), None))
         .await
@@ -43,7 +46,7 @@ pub async fn limits_are_enforced_before_writing(store: Store) {
     ));
     for key in [
         String::new(),
-        "k".repeat(limits.idempotency_key_bytes() + 1),
+        "k".repeat(limits.max_idempotency_key_bytes() + 1),
         "nul\0key".to_owned(),
     ] {
         let err = store
@@ -80,7 +83,7 @@ pub async fn last_index_is_u32_max(store: Store) {
             .await
             .unwrap_err();
         assert!(
-            matches!(err, Error::LogFull { log_id, next_index, count: c } if log_id == log && next_index == at && c == count),
+            matches!(err, Error::LogFull { log_id, next_index, count: c } if log_id == log && next_index == at && c == count as u64),
             "{err:?}"
         );
     }
@@ -95,7 +98,7 @@ pub async fn last_index_is_u32_max(store: Store) {
 
 /// Keys with quotes, SQL, unicode and the maximum length, and odd metadata, come back exactly.
 pub async fn keys_and_metadata_round_trip(store: Store) {
-    let max = store.limits().idempotency_key_bytes();
+    let max = store.limits().max_idempotency_key_bytes();
     let mut long = unique_key("long");
     while long.len() + 'é'.len_utf8() <= max {
         long.push('é');
@@ -196,7 +199,7 @@ pub async fn hostile_states_get_typed_errors_never_a_panic(store: Store) {
                         count: c,
                     }) => {
                         prop_assert!(count > 0 && last.is_none_or(|l| l > max));
-                        prop_assert_eq!((log_id, n, c), (target, next_index, count));
+                        prop_assert_eq!((log_id, n, c), (target, next_index, count as u64));
                     }
                     Err(Error::ConcurrentAppend { log_id, index }) => {
                         prop_assert!(next_index < len);

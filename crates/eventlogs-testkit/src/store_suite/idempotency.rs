@@ -2,7 +2,10 @@
 
 use std::sync::Arc;
 
-use eventlogs_core::{AppendRequest, Error, LogId, LogState, NewEvent};
+use eventlogs_core::{
+    backend::{AppendRequest, NewEvent},
+    Error, LogId, LogState,
+};
 
 use super::{amount, events, request, write, Store};
 use crate::support::{assert_dense, unique_key};

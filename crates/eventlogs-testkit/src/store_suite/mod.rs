@@ -9,7 +9,8 @@ mod idempotency;
 use std::sync::Arc;
 
 use eventlogs_core::{
-    AppendRequest, Error, EventStore, InvalidInput, LogId, LogState, NewEvent, RawEvent,
+    backend::{AppendRequest, NewEvent, RawEvent},
+    Error, EventStore, InvalidInput, LogId, LogState,
 };
 use futures::TryStreamExt;
 
@@ -151,7 +152,7 @@ pub async fn load_pages_through_a_log(store: Store) {
     assert!(store.load(&log, u32::MAX, 10).await.unwrap().is_empty());
     assert!(store.load(&LogId::new(), 0, 10).await.unwrap().is_empty());
     // One page rule for every store (and the manager): at most `page_events`, more is refused.
-    let max = store.limits().page_events();
+    let max = store.limits().max_page_events();
     assert_eq!(store.load(&log, 0, max).await.unwrap().len(), 25);
     assert!(store.load(&log, 0, 0).await.unwrap().is_empty());
     for over in [max + 1, u32::MAX] {
@@ -271,7 +272,7 @@ pub async fn batch_is_atomic(store: Store) {
         .unwrap_err();
     assert!(matches!(err, Error::ConcurrentAppend { .. }), "{err:?}");
     // A batch with one oversized event: refused before anything is written.
-    let max = store.limits().event_bytes();
+    let max = store.limits().max_event_bytes();
     let mut batch = events(&[20, 21]);
     batch.push(
         NewEvent::new(&Entry {
