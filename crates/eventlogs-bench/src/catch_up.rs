@@ -140,7 +140,7 @@ pub(crate) async fn catch_up(env: &Env, rows: &mut Vec<Row>) -> Result<(), Strin
     let sql = store.feed_sql().to_owned();
     let options = SubscriptionOptions::default().with_batch_size(BATCH);
     let subscription = Arc::new(
-        Subscription::new(Arc::clone(&store), "bench-catch-up", options)
+        Subscription::new(store.as_ref().clone(), "bench-catch-up", options)
             .map_err(|e| e.to_string())?,
     );
     let (mut lib, mut base) = (Sample::default(), Sample::default());

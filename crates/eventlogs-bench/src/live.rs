@@ -76,7 +76,7 @@ pub(crate) async fn with_subscriber(
 ) -> Result<(), String> {
     let appends = library_appends(env, 16, 1, false).await?;
     // The subscriber reads through a store (and pool) of its own, as another process would.
-    let store = Arc::new(env.store(2).await?);
+    let store = env.store(2).await?;
     let options = SubscriptionOptions::default().with_batch_size(1_000);
     let subscription =
         Arc::new(Subscription::new(store, "bench-live", options).map_err(|e| e.to_string())?);

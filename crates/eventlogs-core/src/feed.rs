@@ -76,3 +76,14 @@ pub trait EventFeed: Send + Sync + fmt::Debug + 'static {
     /// model that needs no history starts there.
     async fn head(&self) -> Result<FeedPosition>;
 }
+
+#[async_trait]
+impl<T: EventFeed + ?Sized> EventFeed for std::sync::Arc<T> {
+    async fn read_feed(&self, after: FeedPosition, max: u32) -> Result<Vec<FeedEvent>> {
+        (**self).read_feed(after, max).await
+    }
+
+    async fn head(&self) -> Result<FeedPosition> {
+        (**self).head().await
+    }
+}

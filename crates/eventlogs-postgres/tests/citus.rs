@@ -59,7 +59,7 @@ async fn citus_feed_and_subscriptions_are_refused_not_skipped() {
     ));
     assert!(is_unsupported(store.checkpoint(&name).await));
     assert!(is_unsupported(store.lag(&name).await));
-    let subscription = Subscription::<eventlogs_postgres::PostgresEventStore>::new(
+    let subscription = Subscription::new(
         Arc::clone(&store),
         "citus-refused",
         SubscriptionOptions::default(),

@@ -63,7 +63,7 @@ pub struct Running {
 impl Running {
     /// Starts `name` on `store` with at-least-once delivery into a channel.
     pub fn start<S: Subject>(store: &Arc<S>, name: &str, options: SubscriptionOptions) -> Self {
-        let subscription = Subscription::<S>::new(Arc::clone(store), name, options).unwrap();
+        let subscription = Subscription::new(Arc::clone(store), name, options).unwrap();
         let (tx, batches) = mpsc::unbounded_channel();
         let handle = subscription.spawn(move |events: Vec<FeedEvent>| {
             let tx = tx.clone();
@@ -284,7 +284,7 @@ pub async fn a_failing_handler_stops_and_its_batch_is_redelivered<S: Subject>(st
     whole_feed(&store, 5).await;
     let name = name();
     let subscription =
-        Subscription::<S>::new(Arc::clone(&store), &name, fast().with_batch_size(3)).unwrap();
+        Subscription::new(Arc::clone(&store), &name, fast().with_batch_size(3)).unwrap();
     let mut calls = 0;
     let outcome = subscription
         .run(
@@ -333,12 +333,12 @@ pub async fn batches_respect_the_batch_size<S: Subject>(store: Arc<S>) {
 }
 
 pub async fn bad_names_and_options_are_refused<S: Subject>(store: Arc<S>) {
-    let refused = |r: eventlogs_core::Result<Subscription<S>>| match r {
+    let refused = |r: eventlogs_core::Result<Subscription<Arc<S>>>| match r {
         Err(Error::InvalidInput(InvalidInput::SubscriptionName(_) | InvalidInput::Config(_))) => {}
         other => panic!("expected invalid input, got {:?}", other.map(|_| ())),
     };
-    refused(Subscription::<S>::new(Arc::clone(&store), "", fast()));
-    refused(Subscription::<S>::new(Arc::clone(&store), "a b", fast()));
+    refused(Subscription::new(Arc::clone(&store), "", fast()));
+    refused(Subscription::new(Arc::clone(&store), "a b", fast()));
     refused(Subscription::new(
         Arc::clone(&store),
         "x",
@@ -362,7 +362,7 @@ pub async fn reset_replays_from_a_position_only_while_nobody_runs_it<S: Subject>
     let name = name();
     let mut running = Running::start(&store, &name, fast().with_batch_size(4));
     let first = running.receive(10).await;
-    let subscription = Subscription::<S>::new(Arc::clone(&store), &name, fast()).unwrap();
+    let subscription = Subscription::new(Arc::clone(&store), &name, fast()).unwrap();
     let refused = subscription.reset(FeedPosition::START).await.unwrap_err();
     assert!(
         matches!(&refused, Error::SubscriptionRunning { subscription } if *subscription == name),
@@ -392,7 +392,7 @@ pub async fn a_reset_to_the_head_skips_history<S: Subject>(store: Arc<S>) {
     write_many(&*store, &mut logs, "Deposited", 5).await;
     let history = whole_feed(&store, 5).await;
     let name = name();
-    let subscription = Subscription::<S>::new(Arc::clone(&store), &name, fast()).unwrap();
+    let subscription = Subscription::new(Arc::clone(&store), &name, fast()).unwrap();
     subscription
         .reset(store.head().await.unwrap())
         .await

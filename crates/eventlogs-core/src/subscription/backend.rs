@@ -1,6 +1,7 @@
 //! The traits a store implements to run subscriptions: checkpoints, the one-consumer claim,
 //! wake-ups and lag.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -23,6 +24,25 @@ pub trait SubscriptionStore: EventFeed {
     /// How far `name` is behind the feed: committed events after its checkpoint and the age
     /// of the oldest.
     async fn lag(&self, name: &SubscriptionName) -> Result<Lag>;
+}
+
+/// A shared store subscribes like the store itself, so `Subscription::new(Arc::clone(&store), …)`
+/// works as `Subscription::new(store.clone(), …)` does.
+#[async_trait]
+impl<T: SubscriptionStore> SubscriptionStore for Arc<T> {
+    type Claim = T::Claim;
+
+    async fn claim(&self, name: &SubscriptionName) -> Result<Option<Self::Claim>> {
+        (**self).claim(name).await
+    }
+
+    async fn checkpoint(&self, name: &SubscriptionName) -> Result<FeedPosition> {
+        (**self).checkpoint(name).await
+    }
+
+    async fn lag(&self, name: &SubscriptionName) -> Result<Lag> {
+        (**self).lag(name).await
+    }
 }
 
 /// The exclusive right to consume one subscription. Dropping it hands the subscription over.

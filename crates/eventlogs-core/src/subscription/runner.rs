@@ -54,12 +54,12 @@ pub struct Subscription<S: SubscriptionStore> {
 type Stop<'a> = Shared<BoxFuture<'a, ()>>;
 
 impl<S: SubscriptionStore> Subscription<S> {
-    /// A subscription called `name` on `store` (a store, or an `Arc` of one to share it).
+    /// A subscription called `name` on `store` (a store, a clone of one, or an `Arc` of one).
     /// Fails on an invalid name or options.
-    pub fn new(store: impl Into<Arc<S>>, name: &str, options: SubscriptionOptions) -> Result<Self> {
+    pub fn new(store: S, name: &str, options: SubscriptionOptions) -> Result<Self> {
         options.validate()?;
         Ok(Self {
-            store: store.into(),
+            store: Arc::new(store),
             name: SubscriptionName::new(name)?,
             options,
             live: Arc::new(watch::Sender::new(false)),

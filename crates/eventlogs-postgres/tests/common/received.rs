@@ -88,8 +88,7 @@ pub(crate) fn subscriber(
     run: i32,
     options: SubscriptionOptions,
 ) -> (oneshot::Sender<()>, JoinHandle<eventlogs_core::Result<()>>) {
-    let subscription =
-        Subscription::<PostgresEventStore>::new(Arc::clone(store), name, options).unwrap();
+    let subscription = Subscription::new(Arc::clone(store), name, options).unwrap();
     let sql = record_sql(&store.config().schema);
     let pool = store.pool().clone();
     let (stop, stopped) = oneshot::channel::<()>();
