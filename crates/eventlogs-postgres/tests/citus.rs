@@ -6,13 +6,15 @@
 mod citus_support;
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use citus_support::{logs_on_each_worker, shared_store};
 use eventlogs_core::{
     backend::{AppendRequest, NewEvent, SubscriptionStore},
-    Error, EventFeed, EventStore, FeedPosition, LogId, LogManager, LogState, Subscription,
-    SubscriptionName, SubscriptionOptions,
+    AppendOptions, Error, EventFeed, EventStore, FeedPosition, LogId, LogManager, LogState,
+    RetryPolicy, Subscription, SubscriptionName, SubscriptionOptions,
 };
 use eventlogs_fake::FakeReductionCache;
 use eventlogs_testkit::aggregates::{Entry, Tally};
@@ -72,6 +74,14 @@ async fn citus_feed_and_subscriptions_are_refused_not_skipped() {
         )
         .await;
     assert!(is_unsupported(run), "a subscription does not run");
+    // In the background: it never goes live, and its handle says why.
+    let mut running =
+        subscription.spawn(|_events: Vec<eventlogs_core::FeedEvent>| async { Ok(()) });
+    assert!(
+        !running.live().await,
+        "a refused subscription never goes live"
+    );
+    assert!(is_unsupported(running.join().await));
     let err = store.head().await.unwrap_err();
     assert!(
         !err.is_retryable() && err.to_string().contains("Citus"),
@@ -79,8 +89,8 @@ async fn citus_feed_and_subscriptions_are_refused_not_skipped() {
     );
 }
 
-/// 64 tasks × 100 appends with reduce-and-retry on 8 logs, 4 on each worker: exactly 6,400
-/// events, every log dense, each index won once.
+/// 64 tasks × 100 commands (reduce, decide, append, retried when a race is lost) on 8 logs, 4 on
+/// each worker: exactly 6,400 events, every log dense, each index won once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn citus_racing_appends_over_both_workers_lose_and_duplicate_nothing() {
     const TASKS: i64 = 64;
@@ -92,47 +102,38 @@ async fn citus_racing_appends_over_both_workers_lose_and_duplicate_nothing() {
     let logs_ids: Vec<LogId> = per_worker.concat();
     assert_eq!(logs_ids.len(), 8);
     let store: Arc<dyn EventStore> = Arc::new(store);
-    // With a cache, as a service would run: each reduce reads only the newer events.
+    // As a service would run: commands through `execute` (reduce, decide, append, decide again
+    // after a lost race), with a cache so each reduce reads only the newer events.
+    let decisions = Arc::new(AtomicU64::new(0));
     let logs: LogManager<Tally> = LogManager::builder(Arc::clone(&store))
         .cache(FakeReductionCache::new())
+        .retry_policy(
+            RetryPolicy::default()
+                .with_max_attempts(10_000)
+                .with_backoff(Duration::from_micros(500), Duration::from_millis(20)),
+        )
         .build();
     let tasks: Vec<_> = (0..TASKS)
         .map(|t| {
             let (logs, log) = (logs.clone(), logs_ids[(t % 8) as usize]);
+            let decisions = Arc::clone(&decisions);
             tokio::spawn(async move {
-                let mut conflicts = 0u64;
                 for i in 0..EACH {
                     let entry = Entry::of(t * 1_000 + i);
-                    let mut lost = 0u32;
-                    loop {
-                        let state = match logs.reduce(&log).await {
-                            Ok(r) => r.state(),
-                            Err(Error::LogNotFound { .. }) => LogState::empty(log),
-                            Err(e) => panic!("reduce: {e:?}"),
-                        };
-                        match logs.append(&state, &entry).await {
-                            Ok(_) => break,
-                            Err(e) if e.is_conflict() => {
-                                conflicts += 1;
-                                lost += 1;
-                                // Jittered backoff, growing with the losses in a row, so the
-                                // eight writers of a log do not all retry at once.
-                                let jitter = (LogId::new().to_u128() % 1000) as u64;
-                                let micros = jitter * (1u64 << lost.min(4)) / 2;
-                                tokio::time::sleep(std::time::Duration::from_micros(micros)).await;
-                            }
-                            Err(e) => panic!("append: {e:?}"),
-                        }
-                    }
+                    logs.execute(&log, &AppendOptions::new(), |_: Option<&Tally>| {
+                        decisions.fetch_add(1, Ordering::Relaxed);
+                        Ok::<_, Error>(vec![entry.clone()])
+                    })
+                    .await
+                    .unwrap();
                 }
-                conflicts
             })
         })
         .collect();
-    let mut conflicts = 0;
     for task in tasks {
-        conflicts += task.await.unwrap();
+        task.await.unwrap();
     }
+    let conflicts = decisions.load(Ordering::Relaxed) - (TASKS * EACH) as u64;
     let mut seen = HashSet::new();
     let mut total = 0;
     for log in &logs_ids {

@@ -141,6 +141,7 @@ macro_rules! subscription_suite {
             bad_names_and_options_are_refused,
             reset_replays_from_a_position_only_while_nobody_runs_it,
             a_reset_to_the_head_skips_history,
+            a_dropped_handle_stops_the_subscription,
         );
     };
 }

@@ -305,11 +305,33 @@ pub async fn a_failing_handler_stops_and_its_batch_is_redelivered<S: Subject>(st
         FeedPosition::START,
         "a failed batch is not checkpointed"
     );
+    // In the background, the handle reports the same failure when joined.
+    let failing = subscription.spawn(|_events: Vec<FeedEvent>| async move {
+        Err::<(), BoxError>("read model is still down".into())
+    });
+    let joined = tokio::time::timeout(PATIENCE, failing.join())
+        .await
+        .expect("a failing subscription ends");
+    assert!(matches!(joined, Err(Error::Handler { .. })), "{joined:?}");
     let mut running = Running::start(&store, &name, fast().with_batch_size(3));
     let got = running.receive(5).await;
     running.stop().await.unwrap();
     assert_eq!(got.len(), 5);
     assert_eq!(got[0].event.index, 0, "the failed batch comes again");
+}
+
+pub async fn a_dropped_handle_stops_the_subscription<S: Subject>(store: Arc<S>) {
+    let name = name();
+    let mut first = Running::start(&store, &name, fast());
+    first.live().await;
+    drop(first);
+    // The name is free again: a second consumer goes live, and receives what is written.
+    let mut second = Running::start(&store, &name, fast());
+    second.live().await;
+    let mut logs = new_logs(1);
+    write_many(&*store, &mut logs, "Deposited", 3).await;
+    assert_eq!(second.receive(3).await.len(), 3);
+    second.stop().await.unwrap();
 }
 
 pub async fn batches_respect_the_batch_size<S: Subject>(store: Arc<S>) {

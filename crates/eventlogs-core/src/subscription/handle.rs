@@ -17,6 +17,8 @@ pub struct SubscriptionHandle {
     stop: Option<oneshot::Sender<()>>,
     live: watch::Receiver<bool>,
     task: JoinHandle<Result<()>>,
+    /// How it ended, once `live` saw it end.
+    ended: Option<Result<()>>,
 }
 
 impl SubscriptionHandle {
@@ -31,6 +33,7 @@ impl SubscriptionHandle {
             stop: Some(stop),
             live,
             task,
+            ended: None,
         }
     }
 
@@ -50,7 +53,16 @@ impl SubscriptionHandle {
     /// while another consumer holds the name). `false` when it ended before going live:
     /// [`join`](Self::join) says why.
     pub async fn live(&mut self) -> bool {
-        self.live.wait_for(|live| *live).await.is_ok()
+        if self.ended.is_some() {
+            return false;
+        }
+        tokio::select! {
+            live = self.live.wait_for(|live| *live) => live.is_ok(),
+            ended = &mut self.task => {
+                self.ended = Some(outcome(ended));
+                false
+            }
+        }
     }
 
     /// Stops the subscription (a batch being handled is finished and checkpointed first) and
@@ -65,12 +77,19 @@ impl SubscriptionHandle {
     /// Waits for the subscription to end on its own: an error that retrying would not fix
     /// (a failing handler, an unusable store), or a stop from elsewhere.
     pub async fn join(mut self) -> Result<()> {
-        match (&mut self.task).await {
-            Ok(result) => result,
-            Err(join_error) => Err(Error::Backend {
-                service: "subscription",
-                source: format!("the subscription task ended abnormally: {join_error}").into(),
-            }),
+        match self.ended.take() {
+            Some(ended) => ended,
+            None => outcome((&mut self.task).await),
         }
     }
+}
+
+/// How the subscription's task ended.
+fn outcome(ended: std::result::Result<Result<()>, tokio::task::JoinError>) -> Result<()> {
+    ended.unwrap_or_else(|join_error| {
+        Err(Error::Backend {
+            service: "subscription",
+            source: format!("the subscription task ended abnormally: {join_error}").into(),
+        })
+    })
 }

@@ -47,7 +47,6 @@ pub struct Subscription<S: SubscriptionStore> {
     store: Arc<S>,
     name: SubscriptionName,
     options: SubscriptionOptions,
-    live: Arc<watch::Sender<bool>>,
 }
 
 /// The shutdown signal, pollable again after it fired.
@@ -62,14 +61,13 @@ impl<S: SubscriptionStore> Subscription<S> {
             store: Arc::new(store),
             name: SubscriptionName::new(name)?,
             options,
-            live: Arc::new(watch::Sender::new(false)),
         })
     }
 
     /// Runs with at-least-once delivery in a background task, until the handle stops it (or
     /// is dropped) or an error that retrying will not fix. Needs a Tokio runtime. The
-    /// subscription stays usable here for [`lag`](Self::lag), [`checkpoint`](Self::checkpoint)
-    /// and [`is_live`](Self::is_live).
+    /// subscription stays usable here for [`lag`](Self::lag) and
+    /// [`checkpoint`](Self::checkpoint); the handle says whether it is live.
     pub fn spawn<H: Handler + 'static>(&self, handler: H) -> SubscriptionHandle {
         self.spawn_with(AtLeastOnce(handler))
     }
@@ -77,29 +75,21 @@ impl<S: SubscriptionStore> Subscription<S> {
     /// Runs with the given delivery mode in a background task, like [`spawn`](Self::spawn).
     pub fn spawn_with<D: Delivery<S::Claim> + 'static>(&self, delivery: D) -> SubscriptionHandle {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let live = self.live.subscribe();
+        let (live, watch_live) = watch::channel(false);
         let name = self.name.clone();
         let this = Self {
             store: Arc::clone(&self.store),
             name: self.name.clone(),
             options: self.options.clone(),
-            live: Arc::clone(&self.live),
         };
         let task = tokio::spawn(async move {
             // A dropped handle stops the subscription too.
             let shutdown = async move {
                 let _ = stopped.await;
             };
-            this.run_with(delivery, shutdown).await
+            this.run_inner(delivery, shutdown, Some(&live)).await
         });
-        SubscriptionHandle::new(name, stop, live, task)
-    }
-
-    /// Whether this subscription is running here and holds its name (it is reading the feed,
-    /// not standing by behind another consumer).
-    #[must_use]
-    pub fn is_live(&self) -> bool {
-        *self.live.borrow()
+        SubscriptionHandle::new(name, stop, watch_live, task)
     }
 
     /// The subscription's name.
@@ -160,9 +150,24 @@ impl<S: SubscriptionStore> Subscription<S> {
     /// Runs with the given delivery mode, like [`run`](Self::run).
     pub async fn run_with<D: Delivery<S::Claim>>(
         &self,
-        mut delivery: D,
+        delivery: D,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<()> {
+        self.run_inner(delivery, shutdown, None).await
+    }
+
+    /// Runs until shutdown or a fatal error, reporting on `live` whether it holds the name.
+    async fn run_inner<D: Delivery<S::Claim>>(
+        &self,
+        mut delivery: D,
+        shutdown: impl Future<Output = ()> + Send,
+        live: Option<&watch::Sender<bool>>,
+    ) -> Result<()> {
+        let set_live = |value: bool| {
+            if let Some(live) = live {
+                live.send_replace(value);
+            }
+        };
         let stop: Stop<'_> = shutdown.boxed().shared();
         let span = tracing::info_span!("eventlogs.subscription", subscription = %self.name);
         async move {
@@ -170,9 +175,9 @@ impl<S: SubscriptionStore> Subscription<S> {
                 let Some(mut claim) = self.claim(&stop).await? else {
                     return Ok(());
                 };
-                self.live.send_replace(true);
+                set_live(true);
                 let consumed = self.consume(&mut claim, &mut delivery, &stop).await;
-                self.live.send_replace(false);
+                set_live(false);
                 match consumed {
                     Ok(()) => {
                         claim.release().await;
