@@ -2,6 +2,7 @@
 
 mod catch_up;
 mod citus;
+mod commands;
 mod harness;
 mod live;
 mod memory;
@@ -49,7 +50,7 @@ fn args() -> Result<Args, String> {
             other => {
                 return Err(format!(
                     "unknown argument {other} (--seconds N, --out FILE, --big-log N, \
-                     --only creates|appends|subscriber|catch-up|warm|cold|long-log|contention|citus)"
+                     --only creates|appends|subscriber|catch-up|warm|cold|long-log|contention|commands|citus)"
                 ))
             }
         }
@@ -107,6 +108,9 @@ async fn all(env: &Env, args: &Args) -> Result<String, String> {
     }
     if wanted("contention") {
         writes::contention(env, seconds, &mut rows).await?;
+    }
+    if wanted("commands") {
+        commands::commands(env, seconds, &mut rows).await?;
     }
     if wanted("citus") {
         citus::citus(env, seconds, &mut rows).await?;
