@@ -283,7 +283,7 @@ async fn appends(
     Ok(())
 }
 
-/// `append_batch` of 100 events, vs single node.
+/// A batch of 100 events (`append_with`), vs single node.
 async fn batches(
     env: &Env,
     citus: &Env,

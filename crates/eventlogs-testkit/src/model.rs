@@ -14,7 +14,7 @@ use crate::manager_suite::Pair;
 /// One step of a sequence. Logs and keys are small slots so steps collide often.
 #[derive(Debug, Clone)]
 pub enum Op {
-    /// `append_batch` (or `create` at index 0) with an optional key; `stale` uses an old state.
+    /// `append_with` (or `create_with` at index 0) with an optional key; `stale` uses an old state.
     Write {
         slot: usize,
         amounts: Vec<i64>,
