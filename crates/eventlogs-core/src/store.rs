@@ -134,7 +134,7 @@ impl AppendRequest {
     #[must_use]
     pub fn key_already_used(&self, stored: &StoredKey) -> Error {
         let key = self.idempotency_key.clone().unwrap_or_default();
-        let same_log = self.expected_index == 0 || stored.log_id == self.log_id;
+        let same_log = stored.replays_on(self.log_id, self.expected_index == 0);
         let same_content = stored.request_hash == self.request_hash
             || (self.expected_index > 0 && stored.request_hash == self.legacy_hash());
         if same_log && same_content {
@@ -267,6 +267,17 @@ pub struct StoredKey {
     pub count: u32,
     /// [`AppendRequest::request_hash`] of the write.
     pub request_hash: u64,
+}
+
+impl StoredKey {
+    /// The log half of the replay rule: a request with this key replays the stored write
+    /// only when it names the same log, or when it creates a log (`creates`: a create may be
+    /// retried under a fresh id). The content half is the request hash, compared by
+    /// [`AppendRequest::key_already_used`].
+    #[must_use]
+    pub fn replays_on(&self, log_id: LogId, creates: bool) -> bool {
+        creates || self.log_id == log_id
+    }
 }
 
 /// What a successful append wrote.

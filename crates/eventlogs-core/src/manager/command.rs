@@ -167,15 +167,14 @@ impl<A: Aggregate> LogManager<A> {
         key: &str,
         stored: &StoredKey,
     ) -> Result<Executed<A>> {
-        if stored.log_id != log_id {
-            // The store's rule: a request for another log replays only as a create (a create
-            // retried with a fresh id), so only while that log has no events.
-            let unused = self.inner.store.load(&log_id, 0, 1).await?.is_empty();
-            if !unused {
-                return Err(Error::IdempotencyConflict {
-                    key: key.to_owned(),
-                });
-            }
+        // The store's rule (the decision's events, and so the content hash, are unknown
+        // here): the command would create `log_id` when that log has no events.
+        let creates =
+            stored.log_id != log_id && self.inner.store.load(&log_id, 0, 1).await?.is_empty();
+        if !stored.replays_on(log_id, creates) {
+            return Err(Error::IdempotencyConflict {
+                key: key.to_owned(),
+            });
         }
         tracing::debug!(key, original = %stored.log_id, "idempotent replay; the decision was not run");
         self.replayed(
