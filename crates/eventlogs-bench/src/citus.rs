@@ -5,14 +5,13 @@
 //! cluster where Citus is installed). Every row is measured in alternating slices against its
 //! baseline (see [`alternate`]); the library's figures are those of `Env::citus`.
 
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use eventlogs::LogId;
 use tokio_postgres::types::Type;
 
-use crate::harness::{alternate, run_workload, workload, Sample, Workload};
+use crate::harness::{alternate, run_workload, workload, Sample, WorkerLogs, Workload};
 use crate::reads::{cold_reduces, warm_logs, warm_reduces};
 use crate::report::{Measure, Row};
 use crate::setup::{seed_log, Env, Payment};
@@ -88,19 +87,9 @@ fn raw_values(citus: &Env, concurrency: usize, append: bool) -> Result<Workload,
     } else {
         &[Type::UUID, Type::TEXT]
     };
-    let logs: Arc<Vec<uuid::Uuid>> = Arc::new(
-        (0..concurrency)
-            .map(|_| uuid::Uuid::from_u128(LogId::new().to_u128()))
-            .collect(),
-    );
-    let next: Arc<Vec<AtomicI64>> = Arc::new((0..concurrency).map(|_| AtomicI64::new(0)).collect());
+    let logs = WorkerLogs::new(concurrency, 0);
     Ok(workload(move |worker, i| {
-        let (pool, sql, logs, next) = (
-            pool.clone(),
-            Arc::clone(&sql),
-            Arc::clone(&logs),
-            Arc::clone(&next),
-        );
+        let (pool, sql, logs) = (pool.clone(), Arc::clone(&sql), Arc::clone(&logs));
         async move {
             let client = pool.get().await.map_err(|e| e.to_string())?;
             let stmt = client
@@ -109,9 +98,9 @@ fn raw_values(citus: &Env, concurrency: usize, append: bool) -> Result<Workload,
                 .map_err(|e| e.to_string())?;
             let payload = Payment::json(i as i64);
             let inserted = if append {
-                let index = next[worker].fetch_add(1, Ordering::Relaxed);
+                let index = logs.take(worker, 1);
                 client
-                    .execute(&stmt, &[&logs[worker], &index, &payload])
+                    .execute(&stmt, &[logs.log(worker), &index, &payload])
                     .await
             } else {
                 let log = uuid::Uuid::from_u128(LogId::new().to_u128());
@@ -136,43 +125,34 @@ async fn library_append_sql(citus: &Env) -> Result<String, String> {
 async fn raw_library_statement(citus: &Env, concurrency: usize) -> Result<Workload, String> {
     let sql: Arc<str> = library_append_sql(citus).await?.into();
     let pool = citus.raw_pool(concurrency)?;
-    let logs: Arc<Vec<uuid::Uuid>> = Arc::new(
-        (0..concurrency)
-            .map(|_| uuid::Uuid::from_u128(LogId::new().to_u128()))
-            .collect(),
-    );
+    // Each log starts with a plain insert of index 0; the library's statement writes from 1.
+    let logs = WorkerLogs::new(concurrency, 1);
     {
         let client = pool.get().await.map_err(|e| e.to_string())?;
         let first = client
             .prepare_typed(&values_sql(citus.schema, false), &[Type::UUID, Type::TEXT])
             .await
             .map_err(|e| e.to_string())?;
-        for log in logs.iter() {
+        for log in logs.logs() {
             client
                 .execute(&first, &[log, &Payment::json(0)])
                 .await
                 .map_err(|e| e.to_string())?;
         }
     }
-    let next: Arc<Vec<AtomicI64>> = Arc::new((0..concurrency).map(|_| AtomicI64::new(1)).collect());
     Ok(workload(move |worker, i| {
-        let (pool, sql, logs, next) = (
-            pool.clone(),
-            Arc::clone(&sql),
-            Arc::clone(&logs),
-            Arc::clone(&next),
-        );
+        let (pool, sql, logs) = (pool.clone(), Arc::clone(&sql), Arc::clone(&logs));
         async move {
             let client = pool.get().await.map_err(|e| e.to_string())?;
             let stmt = client
                 .prepare_cached(&sql)
                 .await
                 .map_err(|e| e.to_string())?;
-            let index = next[worker].fetch_add(1, Ordering::Relaxed);
+            let index = logs.take(worker, 1);
             let payload = Payment::json(i as i64);
             let metadata: Option<&str> = None;
             let rows = client
-                .query(&stmt, &[&logs[worker], &index, &payload, &metadata])
+                .query(&stmt, &[logs.log(worker), &index, &payload, &metadata])
                 .await
                 .map_err(|e| e.to_string())?;
             if rows.len() != 1 {

@@ -2,6 +2,7 @@
 //! throughput are collected per run.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -143,4 +144,38 @@ pub(crate) async fn run_workload(concurrency: usize, duration: Duration, op: &Wo
     total.elapsed = started.elapsed();
     total.latencies.sort_unstable();
     total
+}
+
+/// One log per worker and the next index each worker writes to it, for the raw baselines
+/// that append by hand (a worker owns its log, so its indexes never collide).
+pub(crate) struct WorkerLogs {
+    logs: Vec<uuid::Uuid>,
+    next: Vec<AtomicI64>,
+}
+
+impl WorkerLogs {
+    /// `workers` fresh logs, each written from `first_index` on.
+    pub(crate) fn new(workers: usize, first_index: i64) -> Arc<Self> {
+        Arc::new(Self {
+            logs: (0..workers)
+                .map(|_| uuid::Uuid::from_u128(eventlogs::LogId::new().to_u128()))
+                .collect(),
+            next: (0..workers).map(|_| AtomicI64::new(first_index)).collect(),
+        })
+    }
+
+    /// Every worker's log.
+    pub(crate) fn logs(&self) -> &[uuid::Uuid] {
+        &self.logs
+    }
+
+    /// The log of `worker`.
+    pub(crate) fn log(&self, worker: usize) -> &uuid::Uuid {
+        &self.logs[worker]
+    }
+
+    /// Takes the next `count` indexes of `worker`'s log; returns the first.
+    pub(crate) fn take(&self, worker: usize, count: i64) -> i64 {
+        self.next[worker].fetch_add(count, Ordering::Relaxed)
+    }
 }

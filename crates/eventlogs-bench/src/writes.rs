@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use eventlogs::{AppendOptions, LogId, LogManager, LogState};
 
-use crate::harness::{alternate, run, workload, Workload};
+use crate::harness::{alternate, run, workload, WorkerLogs, Workload};
 
 /// Alternating slices per comparison (see [`alternate`]).
 const ROUNDS: u32 = 3;
@@ -24,39 +24,28 @@ fn uuid(log: &LogId) -> uuid::Uuid {
 }
 
 /// Raw baseline: the same statement through plain tokio-postgres, at index 0 of a new log
-/// (`logs` is `None`) or at the next index of the worker's log.
-async fn raw_inserts(
-    env: &Env,
-    concurrency: usize,
-    logs: Option<Arc<Vec<LogId>>>,
-) -> Result<Workload, String> {
+/// (`append` false) or at the next index of the worker's log.
+async fn raw_inserts(env: &Env, concurrency: usize, append: bool) -> Result<Workload, String> {
     let pool = env.raw_pool(concurrency)?;
-    let next: Arc<Vec<AtomicU64>> = Arc::new((0..concurrency).map(|_| AtomicU64::new(0)).collect());
+    let logs = WorkerLogs::new(concurrency, 0);
     let sql = Arc::new(append_sql(env).await?);
     Ok(workload(move |worker, i| {
-        let (pool, sql, logs, next) = (
-            pool.clone(),
-            Arc::clone(&sql),
-            logs.clone(),
-            Arc::clone(&next),
-        );
+        let (pool, sql, logs) = (pool.clone(), Arc::clone(&sql), Arc::clone(&logs));
         async move {
             let client = pool.get().await.map_err(|e| e.to_string())?;
             let stmt = client
                 .prepare_cached(&sql)
                 .await
                 .map_err(|e| e.to_string())?;
-            let (log, index) = match &logs {
-                Some(logs) => (
-                    logs[worker],
-                    next[worker].fetch_add(1, Ordering::Relaxed) as i64,
-                ),
-                None => (LogId::new(), 0),
+            let (log, index) = if append {
+                (*logs.log(worker), logs.take(worker, 1))
+            } else {
+                (uuid(&LogId::new()), 0)
             };
             let payload = Payment::json(i as i64);
             let metadata: Option<&str> = None;
             let rows = client
-                .query(&stmt, &[&uuid(&log), &index, &payload, &metadata])
+                .query(&stmt, &[&log, &index, &payload, &metadata])
                 .await
                 .map_err(|e| e.to_string())?;
             if rows.len() != 1 {
@@ -88,7 +77,7 @@ pub(crate) async fn creates(
     rows: &mut Vec<Row>,
 ) -> Result<(), String> {
     for concurrency in [1, 16, 64] {
-        let raw = raw_inserts(env, concurrency, None).await?;
+        let raw = raw_inserts(env, concurrency, false).await?;
         let library = library_creates(env, concurrency).await?;
         let (library, raw) = alternate(concurrency, seconds, ROUNDS, &library, &raw).await;
         rows.push(Row {
@@ -158,26 +147,20 @@ pub(crate) async fn library_appends(
 async fn raw_batches(env: &Env, concurrency: usize, batch: usize) -> Result<Workload, String> {
     let pool = env.raw_pool(concurrency)?;
     let sql = Arc::new(env.store(1).await?.batch_append_sql().to_owned());
-    let logs: Arc<Vec<LogId>> = Arc::new((0..concurrency).map(|_| LogId::new()).collect());
-    let next: Arc<Vec<AtomicU64>> = Arc::new((0..concurrency).map(|_| AtomicU64::new(0)).collect());
+    let logs = WorkerLogs::new(concurrency, 0);
     Ok(workload(move |worker, _| {
-        let (pool, sql, logs, next) = (
-            pool.clone(),
-            Arc::clone(&sql),
-            Arc::clone(&logs),
-            Arc::clone(&next),
-        );
+        let (pool, sql, logs) = (pool.clone(), Arc::clone(&sql), Arc::clone(&logs));
         async move {
             let client = pool.get().await.map_err(|e| e.to_string())?;
             let stmt = client
                 .prepare_cached(&sql)
                 .await
                 .map_err(|e| e.to_string())?;
-            let first = next[worker].fetch_add(batch as u64, Ordering::Relaxed) as i64;
+            let first = logs.take(worker, batch as i64);
             let payloads: Vec<String> = (0..batch as i64).map(Payment::json).collect();
             let metadata: Option<&str> = None;
             let rows = client
-                .query(&stmt, &[&uuid(&logs[worker]), &first, &payloads, &metadata])
+                .query(&stmt, &[logs.log(worker), &first, &payloads, &metadata])
                 .await
                 .map_err(|e| e.to_string())?;
             Ok(rows.len() as u64)
@@ -194,8 +177,7 @@ pub(crate) async fn appends(
     let mut single_at_16 = None;
     for concurrency in [1, 16, 64] {
         let library = library_appends(env, concurrency, 1, false).await?;
-        let raw_logs: Arc<Vec<LogId>> = Arc::new((0..concurrency).map(|_| LogId::new()).collect());
-        let raw = raw_inserts(env, concurrency, Some(raw_logs)).await?;
+        let raw = raw_inserts(env, concurrency, true).await?;
         let (library, raw) = alternate(concurrency, seconds, ROUNDS, &library, &raw).await;
         if concurrency == 16 {
             single_at_16 = Some(library.clone());
