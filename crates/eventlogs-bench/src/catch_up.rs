@@ -20,11 +20,17 @@ use crate::setup::{Env, Payment};
 const BATCH: u32 = 1_000;
 
 /// Pages through the feed up to `end` with plain tokio-postgres.
-async fn raw(env: &Env, sql: &str, end: FeedPosition) -> Result<Sample, String> {
+async fn raw(env: &Env, sql: &str, watermark: &str, end: FeedPosition) -> Result<Sample, String> {
     let pool = env.raw_pool(1)?;
     let client = pool.get().await.map_err(|e| e.to_string())?;
     let stmt = client.prepare(sql).await.map_err(|e| e.to_string())?;
     let started = Instant::now();
+    // One watermark for the whole range, as the library keeps the one it knows.
+    let below: String = client
+        .query_one(watermark, &[])
+        .await
+        .map_err(|e| e.to_string())?
+        .get(0);
     let (mut at, mut sample) = (FeedPosition::START, Sample::default());
     while at < end {
         let rows = client
@@ -34,6 +40,7 @@ async fn raw(env: &Env, sql: &str, end: FeedPosition) -> Result<Sample, String> 
                     &at.transaction.to_string(),
                     &(at.sequence as i64),
                     &i64::from(BATCH),
+                    &below,
                 ],
             )
             .await
@@ -138,6 +145,7 @@ pub(crate) async fn catch_up(env: &Env, rows: &mut Vec<Row>) -> Result<(), Strin
     seed(&store).await?;
     let end = store.head().await.map_err(|e| e.to_string())?;
     let sql = store.feed_sql().to_owned();
+    let watermark = store.feed_watermark_sql().to_owned();
     let options = SubscriptionOptions::default().with_batch_size(BATCH);
     let subscription = Arc::new(
         Subscription::new(store.as_ref().clone(), "bench-catch-up", options)
@@ -145,7 +153,7 @@ pub(crate) async fn catch_up(env: &Env, rows: &mut Vec<Row>) -> Result<(), Strin
     );
     let (mut lib, mut base) = (Sample::default(), Sample::default());
     for _ in 0..2 {
-        base.merge(raw(env, &sql, end).await?);
+        base.merge(raw(env, &sql, &watermark, end).await?);
         lib.merge(library(&subscription, end).await?);
     }
     rows.push(Row {

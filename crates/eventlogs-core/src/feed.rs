@@ -5,7 +5,7 @@ use std::fmt;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::{EventRecord, LogId, RawEvent, Result};
+use crate::{EventRecord, FeedFilter, LogId, RawEvent, Result};
 
 /// A place in the global feed, ordered. `FeedPosition::START` is before every event.
 ///
@@ -62,6 +62,20 @@ impl FeedEvent {
     }
 }
 
+/// What one filtered read of the feed found: the matching events and how far it looked.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FeedPage {
+    /// The events that passed the filter, in feed order.
+    pub events: Vec<FeedEvent>,
+    /// The position of the last event the read looked at, matching or not; `None` when it
+    /// found nothing after the position it started from. Reading on from here skips nothing
+    /// the filter would let through.
+    pub scanned_through: Option<FeedPosition>,
+    /// Whether the read stopped at its limits rather than at the readable end of the feed,
+    /// so reading on at once can find more.
+    pub more: bool,
+}
+
 /// Reads the global feed.
 ///
 /// Implementations return only events that no later commit can precede: a transaction that
@@ -70,6 +84,34 @@ impl FeedEvent {
 pub trait EventFeed: Send + Sync + fmt::Debug + 'static {
     /// At most `max` events after `after`, in feed order.
     async fn read_feed(&self, after: FeedPosition, max: u32) -> Result<Vec<FeedEvent>>;
+
+    /// At most `max` events after `after` that pass `filter`, in feed order, and how far the
+    /// read looked ([`FeedPage::scanned_through`]), so a narrow filter moves through the feed
+    /// without receiving what it does not want.
+    ///
+    /// The default reads `max` events with [`read_feed`](Self::read_feed) and filters them
+    /// here; a store that can filter where the events are (PostgreSQL does, in SQL) overrides
+    /// it.
+    async fn read_page(
+        &self,
+        after: FeedPosition,
+        max: u32,
+        filter: &FeedFilter,
+    ) -> Result<FeedPage> {
+        let events = self.read_feed(after, max).await?;
+        let more = events.len() >= max as usize;
+        let scanned_through = events.last().map(|e| e.position);
+        let events = if filter.is_all() {
+            events
+        } else {
+            events.into_iter().filter(|e| filter.matches(e)).collect()
+        };
+        Ok(FeedPage {
+            events,
+            scanned_through,
+            more,
+        })
+    }
 
     /// The position of the last event a reader can read now ([`FeedPosition::START`] for an
     /// empty feed). Reading after it returns only events committed from now on: a new read
@@ -81,6 +123,15 @@ pub trait EventFeed: Send + Sync + fmt::Debug + 'static {
 impl<T: EventFeed + ?Sized> EventFeed for std::sync::Arc<T> {
     async fn read_feed(&self, after: FeedPosition, max: u32) -> Result<Vec<FeedEvent>> {
         (**self).read_feed(after, max).await
+    }
+
+    async fn read_page(
+        &self,
+        after: FeedPosition,
+        max: u32,
+        filter: &FeedFilter,
+    ) -> Result<FeedPage> {
+        (**self).read_page(after, max, filter).await
     }
 
     async fn head(&self) -> Result<FeedPosition> {

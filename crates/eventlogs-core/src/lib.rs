@@ -30,7 +30,7 @@ mod timestamp;
 pub use aggregate::{Aggregate, EventsOnly};
 pub use cache::ReductionCache;
 pub use error::{BoxError, Error, ErrorKind, InvalidInput, Result};
-pub use feed::{EventFeed, FeedEvent, FeedPosition};
+pub use feed::{EventFeed, FeedEvent, FeedPage, FeedPosition};
 pub use limits::Limits;
 pub use log_id::{LogId, ParseLogIdError};
 pub use manager::{CacheStats, Executed, LogManager, LogManagerBuilder};

@@ -9,6 +9,7 @@ use eventlogs_core::{InvalidInput, Limits, Result};
 use crate::connect::{Connector, Tls};
 use crate::schema::valid_identifier;
 use crate::store::PostgresEventStore;
+use crate::watermark::FeedWatermark;
 
 /// The URL with any password replaced by `***`, for logs and `Debug` (the one helper of core).
 pub(crate) use eventlogs_core::backend::redact_connection_string as redact;
@@ -49,6 +50,9 @@ pub struct PostgresConfig {
     /// safe (the voided write can no longer commit); a shorter grace gets retries of a write
     /// whose writer died through sooner, a longer one spares slow writers a retry.
     pub key_claim_grace: Duration,
+    /// Which transactions the global feed waits for (default
+    /// [`FeedWatermark::EventWriters`]: only those writing events).
+    pub feed_watermark: FeedWatermark,
 }
 
 impl Default for PostgresConfig {
@@ -65,6 +69,7 @@ impl Default for PostgresConfig {
             notify_interval: Some(Duration::from_millis(20)),
             distributed: false,
             key_claim_grace: Duration::from_secs(2),
+            feed_watermark: FeedWatermark::EventWriters,
         }
     }
 }
@@ -94,6 +99,7 @@ impl fmt::Debug for PostgresConfig {
             .field("notify_interval", &self.notify_interval)
             .field("distributed", &self.distributed)
             .field("key_claim_grace", &self.key_claim_grace)
+            .field("feed_watermark", &self.feed_watermark)
             .finish()
     }
 }
@@ -186,6 +192,13 @@ impl PostgresEventStoreBuilder {
     /// `None` turns the announcements off, leaving subscriptions to poll.
     pub fn notify_interval(mut self, interval: Option<Duration>) -> Self {
         self.config.notify_interval = interval;
+        self
+    }
+
+    /// Which transactions the global feed waits for (default
+    /// [`FeedWatermark::EventWriters`]). See the README, "The global feed".
+    pub fn feed_watermark(mut self, watermark: FeedWatermark) -> Self {
+        self.config.feed_watermark = watermark;
         self
     }
 

@@ -20,6 +20,7 @@ mod config;
 mod connect;
 mod error;
 mod feed;
+mod feed_sql;
 mod migrate;
 mod notifier;
 mod rows;
@@ -32,12 +33,14 @@ mod subscription_sql;
 #[cfg(feature = "tls")]
 mod tls;
 mod transactional;
+mod watermark;
 
 pub use config::{PostgresConfig, PostgresEventStoreBuilder};
 pub use schema::{migration_sql, Migration, MIGRATIONS};
 pub use store::PostgresEventStore;
 pub use subscription::PostgresClaim;
 pub use transactional::{Transactional, TransactionalHandler};
+pub use watermark::FeedWatermark;
 
 /// Re-exported so users can build a pool themselves for [`PostgresEventStore::from_pool`].
 pub use deadpool_postgres;

@@ -83,6 +83,45 @@ CREATE TABLE {schema}.log_keys (
 );
 "#,
     },
+    Migration {
+        version: 5,
+        description: "events are written first in their transaction, so the feed waits only for event writers",
+        // The trigger keeps invariant (G) of the feed's watermark (see `FeedWatermark`): a
+        // statement inserting events is refused when its transaction already has an id and
+        // has written no events yet. The library's appends never meet it. A schema already
+        // distributed over Citus has no global feed and gets no trigger.
+        sql: r#"
+CREATE FUNCTION {schema}.events_write_order() RETURNS trigger LANGUAGE plpgsql AS $fn$
+DECLARE
+    mine xid8 := pg_current_xact_id_if_assigned();
+BEGIN
+    IF mine IS NOT NULL AND NOT EXISTS (
+        SELECT 1 FROM {schema}.events WHERE transaction_id = mine
+    ) THEN
+        RAISE EXCEPTION 'events must be the first thing a transaction writes'
+            USING ERRCODE = 'EL001',
+                  DETAIL = 'This transaction wrote elsewhere before inserting into ' || TG_TABLE_SCHEMA || '.events, so the global feed could not wait for it.',
+                  HINT = 'Insert the events before any other write of the transaction, or in a transaction of their own.';
+    END IF;
+    RETURN NULL;
+END
+$fn$;
+DO $do$
+DECLARE
+    distributed boolean := false;
+BEGIN
+    IF to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
+        EXECUTE 'SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1::regclass)'
+            INTO distributed USING '{schema}.events';
+    END IF;
+    IF NOT distributed THEN
+        CREATE TRIGGER events_write_order BEFORE INSERT ON {schema}.events
+            FOR EACH STATEMENT EXECUTE FUNCTION {schema}.events_write_order();
+    END IF;
+END
+$do$;
+"#,
+    },
 ];
 
 /// The bookkeeping table every migration run creates first.

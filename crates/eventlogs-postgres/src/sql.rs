@@ -21,11 +21,6 @@ pub(crate) struct Statements {
     pub(crate) stream: String,
     /// `$1` key.
     pub(crate) key: String,
-    /// `$1` transaction id (text), `$2` position, `$3` limit: the feed after a position, below
-    /// the oldest running transaction.
-    pub(crate) feed: String,
-    /// The last readable position of the feed, if any.
-    pub(crate) feed_head: String,
     /// `$1` log id: whether index 0 exists.
     pub(crate) log_exists: String,
 }
@@ -82,21 +77,8 @@ FROM (SELECT 1) AS one LEFT JOIN used AS u ON true"#
                 "SELECT {COLUMNS} FROM {schema}.events WHERE log_id = $1 AND event_index >= $2 \
                  ORDER BY event_index"
             ),
-            feed: format!(
-                // Ordered by the xid8 column itself (qualified, so not by the text column of
-                // the same name in the output), which the feed index serves in order.
-                "SELECT e.transaction_id::text, e.position, e.log_id, {COLUMNS} FROM {schema}.events AS e \
-                 WHERE (e.transaction_id, e.position) > ($1::text::xid8, $2::bigint) \
-                 AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
-                 ORDER BY e.transaction_id, e.position LIMIT $3"
-            ),
             key: format!(
                 "SELECT log_id, first_index, event_count, request_hash FROM {schema}.idempotency_keys WHERE key = $1"
-            ),
-            feed_head: format!(
-                "SELECT e.transaction_id::text, e.position FROM {schema}.events AS e \
-                 WHERE e.transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
-                 ORDER BY e.transaction_id DESC, e.position DESC LIMIT 1"
             ),
             log_exists: format!("SELECT EXISTS (SELECT 1 FROM {schema}.events WHERE log_id = $1 AND event_index = 0)"),
         }

@@ -1,7 +1,7 @@
 //! `PostgresEventStore`: the `EventStore` on PostgreSQL.
 
 use std::fmt;
-use std::sync::atomic::AtomicU8;
+use std::sync::atomic::{AtomicU64, AtomicU8};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +20,7 @@ use crate::citus::{CitusStatements, Layout};
 
 use crate::config::{redact, PostgresConfig, PostgresEventStoreBuilder};
 use crate::connect::Connector;
+use crate::feed_sql::FeedStatements;
 use crate::error::{pool_error, query_error, statement_timeout};
 use crate::notifier::{self, Notifier};
 use crate::rows;
@@ -53,6 +54,10 @@ struct Inner {
     connector: Option<Connector>,
     notifier: Option<Arc<Notifier>>,
     subscriptions: SubscriptionStatements,
+    feed: FeedStatements,
+    /// The highest feed watermark computed so far (0 before the first): every read after it
+    /// may use it.
+    watermark: AtomicU64,
 }
 
 impl Drop for Inner {
@@ -98,6 +103,7 @@ impl PostgresEventStore {
             .notify_interval
             .map(|interval| Notifier::new(notifier::channel(&config.schema), interval));
         let subscriptions = SubscriptionStatements::new(&schema);
+        let feed = FeedStatements::new(&schema, config.feed_watermark);
         Self {
             inner: Arc::new(Inner {
                 sql: Statements::new(&schema),
@@ -109,6 +115,8 @@ impl PostgresEventStore {
                 connector,
                 notifier,
                 subscriptions,
+                feed,
+                watermark: AtomicU64::new(0),
             }),
         }
     }
@@ -152,11 +160,30 @@ impl PostgresEventStore {
         &self.inner.citus.append_one
     }
 
-    /// The feed read (parameters: transaction id as text, position, limit), for benchmarks that
-    /// compare the library's feed readers with the same query through plain tokio-postgres.
+    /// The feed read (parameters: transaction id as text, position, limit, watermark as text),
+    /// for benchmarks that compare the library's feed readers with the same query through
+    /// plain tokio-postgres.
     #[must_use]
     pub fn feed_sql(&self) -> &str {
-        &self.inner.sql.feed
+        &self.inner.feed.read
+    }
+
+    /// The statement that computes the feed's watermark (no parameters; one row, the
+    /// transaction id as text), for the same kind of comparison. Reads with
+    /// [`feed_sql`](Self::feed_sql) may use it once it returned.
+    #[must_use]
+    pub fn feed_watermark_sql(&self) -> &str {
+        &self.inner.feed.watermark
+    }
+
+    /// The feed statements.
+    pub(crate) fn feed_statements(&self) -> &FeedStatements {
+        &self.inner.feed
+    }
+
+    /// The highest watermark computed so far.
+    pub(crate) fn watermark_cell(&self) -> &AtomicU64 {
+        &self.inner.watermark
     }
 
     /// The prepared statements.

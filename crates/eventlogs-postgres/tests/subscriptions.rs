@@ -375,12 +375,16 @@ async fn a_wake_up_held_back_by_an_open_transaction_is_retried_without_waiting_f
     let slow_polling = options(100).with_poll_interval(Duration::from_secs(60));
     let mut running = Running::start(&store, "held-back", slow_polling);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    // Any transaction with an id, in any database of the server, holds the feed back.
+    // A transaction that wrote an event and stays open holds the feed back.
     let mut other = store.pool().get().await.unwrap();
     let open = other.transaction().await.unwrap();
-    open.execute("SELECT pg_current_xact_id()", &[])
-        .await
-        .unwrap();
+    let schema = &store.config().schema;
+    open.execute(
+        &format!("INSERT INTO {schema}.events (log_id, event_index, payload) VALUES ($1, 0, '1')"),
+        &[&uuid::Uuid::from_u128(LogId::new().to_u128())],
+    )
+    .await
+    .unwrap();
     let request = AppendRequest::new(LogState::empty(LogId::new()), vec![deposit()], None, None);
     store.append(&request).await.unwrap();
     assert!(
@@ -397,7 +401,7 @@ async fn a_wake_up_held_back_by_an_open_transaction_is_retried_without_waiting_f
     );
     let released = Instant::now();
     open.commit().await.unwrap();
-    running.receive(1).await;
+    running.receive(2).await;
     let latency = released.elapsed();
     running.stop().await.unwrap();
     assert!(

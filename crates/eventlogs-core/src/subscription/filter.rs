@@ -6,9 +6,10 @@ use crate::{FeedEvent, LogId};
 
 /// Which events a subscription delivers. The default delivers every event.
 ///
-/// Filtering happens as the subscription reads the feed: events that do not match are
-/// skipped but still checkpointed, so a filtered subscription moves through the feed at the
-/// same pace as an unfiltered one and never revisits what it skipped.
+/// Filtering happens where the feed is read ([`EventFeed::read_page`](crate::EventFeed::read_page):
+/// in SQL on PostgreSQL, so only matching events leave the server). Events that do not match
+/// are skipped but still checkpointed, so a filtered subscription never revisits what it
+/// skipped.
 ///
 /// ```
 /// # use eventlogs_core::FeedFilter;
@@ -43,6 +44,18 @@ impl FeedFilter {
     pub fn with_logs(mut self, logs: impl IntoIterator<Item = LogId>) -> Self {
         self.logs = Some(logs.into_iter().collect());
         self
+    }
+
+    /// The event type names it lets through; `None` for every type.
+    #[must_use]
+    pub fn event_types(&self) -> Option<&BTreeSet<String>> {
+        self.event_types.as_ref()
+    }
+
+    /// The logs it lets through; `None` for every log.
+    #[must_use]
+    pub fn logs(&self) -> Option<&BTreeSet<LogId>> {
+        self.logs.as_ref()
     }
 
     /// Whether every event matches.

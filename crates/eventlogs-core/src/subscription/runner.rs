@@ -10,7 +10,7 @@ use tracing::Instrument;
 
 use super::{Delivery, SubscriptionClaim, SubscriptionHandle, SubscriptionStore};
 use crate::{
-    AtLeastOnce, FeedEvent, FeedPosition, Handler, Lag, Result, SubscriptionName,
+    AtLeastOnce, FeedPage, FeedPosition, Handler, Lag, Result, SubscriptionName,
     SubscriptionOptions,
 };
 
@@ -272,18 +272,18 @@ impl<S: SubscriptionStore> Subscription<S> {
         let mut held_back: Option<Duration> = None;
         let mut active = false;
         // While catching up, the next batch is read while the current one is delivered.
-        let mut prefetched: Option<Result<Vec<FeedEvent>>> = None;
+        let mut prefetched: Option<Result<FeedPage>> = None;
         let batch_size = self.options.batch_size;
         loop {
-            let events = match prefetched.take() {
-                Some(events) => events?,
+            let page = match prefetched.take() {
+                Some(page) => page?,
                 None => tokio::select! {
                     biased;
                     () = stop.clone() => return Ok(()),
-                    events = self.store.read_feed(after, batch_size) => events?,
+                    page = self.store.read_page(after, batch_size, filter) => page?,
                 },
             };
-            let Some(last) = events.last() else {
+            let Some(through) = page.scanned_through else {
                 if active || held_back.is_some() {
                     let first = self.options.held_back_retry;
                     held_back = Some(held_back.map_or(first, |d| d * 2).min(poll));
@@ -291,33 +291,25 @@ impl<S: SubscriptionStore> Subscription<S> {
                 active = self.wait(claim, stop, held_back.unwrap_or(poll)).await?;
                 continue;
             };
-            let through = last.position;
-            let read = events.len();
-            let full = read == batch_size as usize;
-            let events: Vec<_> = if filter.is_all() {
-                events
-            } else {
-                events.into_iter().filter(|e| filter.matches(e)).collect()
-            };
+            let more = page.more;
             let span = tracing::debug_span!(
                 "eventlogs.subscription.batch",
-                read,
-                delivered = events.len(),
+                delivered = page.events.len(),
                 through = %through
             );
             let deliver = delivery
-                .deliver(&self.name, claim, events, through)
+                .deliver(&self.name, claim, page.events, through)
                 .instrument(span);
-            if full && stop.clone().now_or_never().is_none() {
+            if more && stop.clone().now_or_never().is_none() {
                 let (delivered, next) =
-                    tokio::join!(deliver, self.store.read_feed(through, batch_size));
+                    tokio::join!(deliver, self.store.read_page(through, batch_size, filter));
                 delivered?;
                 prefetched = Some(next);
             } else {
                 deliver.await?;
             }
             after = through;
-            if read == self.options.batch_size as usize {
+            if more {
                 // Catching up: read on at once.
                 (held_back, active) = (None, true);
                 continue;

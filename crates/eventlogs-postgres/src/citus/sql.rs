@@ -101,7 +101,10 @@ impl CitusStatements {
 
 /// What `distribute` runs, one statement at a time, when `events` is not distributed yet (in
 /// the migration's transaction, on a Citus coordinator; `{schema}` is the quoted schema).
-pub(crate) const DISTRIBUTE_TABLES: [&str; 6] = [
+pub(crate) const DISTRIBUTE_TABLES: [&str; 7] = [
+    // The trigger that orders writes for the feed's watermark: no feed here, and Citus
+    // refuses to distribute a table with triggers.
+    "DROP TRIGGER IF EXISTS events_write_order ON {schema}.events",
     // The feed's columns are not used on a distributed schema (the feed is refused there),
     // and their volatile defaults would plan every append through the coordinator.
     "ALTER TABLE {schema}.events \
