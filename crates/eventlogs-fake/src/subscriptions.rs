@@ -49,6 +49,7 @@ impl SubscriptionStore for FakeEventStore {
         Ok(Lag {
             checkpoint,
             events: (state.feed.len() - start) as u64,
+            estimated: false,
             behind: behind.unwrap_or_default(),
         })
     }

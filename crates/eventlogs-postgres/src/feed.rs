@@ -5,7 +5,9 @@
 use std::sync::atomic::Ordering;
 
 use async_trait::async_trait;
-use eventlogs_core::{Error, EventFeed, FeedEvent, FeedFilter, FeedPage, FeedPosition, LogId, Result};
+use eventlogs_core::{
+    Error, EventFeed, FeedEvent, FeedFilter, FeedPage, FeedPosition, LogId, Result,
+};
 use tokio_postgres::Row;
 use tracing::Instrument;
 
@@ -28,10 +30,7 @@ impl PostgresEventStore {
     async fn refresh_watermark(&self) -> Result<u64> {
         let found = self.rows(&self.feed_statements().watermark, &[]).await?;
         let rows = found.map_err(query_error)?;
-        let text: Option<String> = rows
-            .first()
-            .and_then(|row| row.try_get(0).ok())
-            .flatten();
+        let text: Option<String> = rows.first().and_then(|row| row.try_get(0).ok()).flatten();
         let value = text
             .and_then(|t| t.parse::<u64>().ok())
             .ok_or_else(|| unreadable("watermark"))?;
@@ -80,7 +79,15 @@ impl PostgresEventStore {
         let found = self
             .rows(
                 &sql.read_filtered,
-                &[&transaction, &sequence, &scan, &below, &limit, &logs, &types],
+                &[
+                    &transaction,
+                    &sequence,
+                    &scan,
+                    &below,
+                    &limit,
+                    &logs,
+                    &types,
+                ],
             )
             .await?;
         let mut events = Vec::new();

@@ -20,9 +20,9 @@ use crate::citus::{CitusStatements, Layout};
 
 use crate::config::{redact, PostgresConfig, PostgresEventStoreBuilder};
 use crate::connect::Connector;
-use crate::feed_sql::FeedStatements;
 use crate::error::{pool_error, query_error, statement_timeout};
-use crate::notifier::{self, Notifier};
+use crate::feed_sql::FeedStatements;
+use crate::notifier::Notifier;
 use crate::rows;
 use crate::schema::quote_schema;
 use crate::sql::Statements;
@@ -101,7 +101,7 @@ impl PostgresEventStore {
         let schema = quote_schema(&config.schema).unwrap_or_default();
         let notifier = config
             .notify_interval
-            .map(|interval| Notifier::new(notifier::channel(&config.schema), interval));
+            .map(|interval| Notifier::new(&config.schema, interval));
         let subscriptions = SubscriptionStatements::new(&schema);
         let feed = FeedStatements::new(&schema, config.feed_watermark);
         Self {

@@ -77,6 +77,11 @@ impl PostgresEventStore {
         if listening {
             let channel = notifier::channel(&self.config().schema);
             claim.execute(&format!("LISTEN {channel}"), &[]).await?;
+            // Writers notify only while someone holds this lock; it goes with the connection.
+            let listeners = notifier::listeners_lock(&self.config().schema);
+            claim
+                .execute(notifier::LISTENING_SQL, &[&listeners])
+                .await?;
         }
         Ok(Some(claim))
     }
@@ -117,6 +122,7 @@ impl SubscriptionStore for PostgresEventStore {
         Ok(Lag {
             checkpoint: rows::feed_position(row, 0, "lag row")?,
             events: u64::try_from(events).unwrap_or(0),
+            estimated: true,
             behind: Duration::try_from_secs_f64(behind.unwrap_or(0.0)).unwrap_or_default(),
         })
     }

@@ -11,7 +11,8 @@ pub(crate) struct SubscriptionStatements {
     pub(crate) checkpoint: String,
     /// `$1` name, `$2` transaction id (text), `$3` position: stores the checkpoint.
     pub(crate) save: String,
-    /// `$1` name: checkpoint, committed events after it, seconds since the first of them.
+    /// `$1` name: checkpoint, an estimate of the committed events after it (0 exactly when
+    /// there are none), seconds since the first of them.
     pub(crate) lag: String,
 }
 
@@ -32,13 +33,19 @@ impl SubscriptionStatements {
                 "UPDATE {schema}.subscriptions SET transaction_id = $2::text::xid8, position = $3, \
                  updated_at = now() WHERE name = $1"
             ),
+            // One index probe for the first event after the checkpoint (its age, and whether
+            // anything waits at all) and the sequence's last value for the count: the cost does
+            // not grow with the backlog.
             lag: format!(
-                "WITH cp AS ({checkpoint_or_start}) \
+                "WITH cp AS ({checkpoint_or_start}), \
+                 first AS (SELECT e.recorded_at FROM {schema}.events AS e, cp \
+                    WHERE (e.transaction_id, e.position) > (cp.t, cp.p) \
+                    ORDER BY e.transaction_id, e.position LIMIT 1) \
                  SELECT cp.t::text, cp.p, \
-                   (SELECT count(*) FROM {schema}.events e WHERE (e.transaction_id, e.position) > (cp.t, cp.p)), \
-                   (SELECT greatest(0, extract(epoch FROM now() - e.recorded_at))::float8 \
-                      FROM {schema}.events e WHERE (e.transaction_id, e.position) > (cp.t, cp.p) \
-                      ORDER BY e.transaction_id, e.position LIMIT 1) \
+                   CASE WHEN EXISTS (SELECT 1 FROM first) \
+                     THEN greatest(1, (SELECT last_value FROM {schema}.event_position) - cp.p) \
+                     ELSE 0 END, \
+                   (SELECT greatest(0, extract(epoch FROM now() - first.recorded_at))::float8 FROM first) \
                  FROM cp"
             ),
         }

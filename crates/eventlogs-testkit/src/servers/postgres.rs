@@ -135,6 +135,8 @@ pub(crate) fn settings(options: &PostgresOptions) -> Vec<String> {
         format!("fsync={durable}"),
         format!("full_page_writes={durable}"),
         "shared_buffers=128MB".to_owned(),
+        // The feed's tests prepare a transaction (two-phase commit) to show it holds the feed.
+        "max_prepared_transactions=8".to_owned(),
     ]
     .into_iter()
     .chain(options.settings.iter().cloned())
