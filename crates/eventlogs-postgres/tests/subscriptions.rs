@@ -411,3 +411,68 @@ async fn a_wake_up_held_back_by_an_open_transaction_is_retried_without_waiting_f
     );
     println!("delivered {latency:?} after the blocking transaction ended");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appends_send_no_wake_up_while_nobody_listens() {
+    use eventlogs_postgres::tokio_postgres::{self, AsyncMessage, NoTls};
+    use futures::StreamExt;
+
+    let Some(store) = fresh().await else { return };
+    let schema = store.config().schema.clone();
+    // A connection that receives the schema's wake-ups but does not (yet) say it listens.
+    let (client, mut connection) = tokio_postgres::connect(&store.config().url, NoTls)
+        .await
+        .unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(Ok(message)) = messages.next().await {
+            if let AsyncMessage::Notification(_) = message {
+                let _ = tx.send(Instant::now());
+            }
+        }
+    });
+    client
+        .batch_execute(&format!("LISTEN eventlogs_{schema}"))
+        .await
+        .unwrap();
+    // Forty appends paced over half a second: announced, they would make a dozen wake-ups.
+    let mut pace = tokio::time::interval(Duration::from_millis(12));
+    for _ in 0..40 {
+        pace.tick().await;
+        let request =
+            AppendRequest::new(LogState::empty(LogId::new()), vec![deposit()], None, None);
+        store.append(&request).await.unwrap();
+    }
+    // Now it says it listens, as a subscription's claim does; appends are announced again
+    // once the store looks (at most a second later).
+    let said = Instant::now();
+    client
+        .execute(
+            "SELECT pg_advisory_lock_shared(hashtextextended($1, 0))",
+            &[&format!("eventlogs.listeners.{schema}")],
+        )
+        .await
+        .unwrap();
+    let first = loop {
+        let request =
+            AppendRequest::new(LogState::empty(LogId::new()), vec![deposit()], None, None);
+        store.append(&request).await.unwrap();
+        if let Ok(Some(at)) = tokio::time::timeout(Duration::from_millis(50), rx.recv()).await {
+            break at;
+        }
+        assert!(said.elapsed() < Duration::from_secs(5), "never announced");
+    };
+    assert!(first >= said, "a wake-up arrived before anyone listened");
+    let mut early = 0;
+    while let Ok(at) = rx.try_recv() {
+        if at < said {
+            early += 1;
+        }
+    }
+    assert_eq!(early, 0, "no wake-up while nobody listened");
+    println!(
+        "first wake-up {:?} after a listener appeared",
+        first - said
+    );
+}
