@@ -213,7 +213,8 @@ async fn a_narrow_filter_receives_only_its_events_and_scans_through_the_rest() {
         // at per read: 25,000 events take three reads plus one per 100 matches.
         assert!(reads <= 4 + want / 100, "{filter:?}: {reads} reads");
         if want == expected_rare.len() {
-            let got: Vec<(LogId, u32)> = received.iter().map(|e| (e.log_id, e.event.index)).collect();
+            let got: Vec<(LogId, u32)> =
+                received.iter().map(|e| (e.log_id, e.event.index)).collect();
             assert_eq!(got, expected_rare);
         }
     }

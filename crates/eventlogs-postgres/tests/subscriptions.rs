@@ -471,8 +471,5 @@ async fn appends_send_no_wake_up_while_nobody_listens() {
         }
     }
     assert_eq!(early, 0, "no wake-up while nobody listened");
-    println!(
-        "first wake-up {:?} after a listener appeared",
-        first - said
-    );
+    println!("first wake-up {:?} after a listener appeared", first - said);
 }
