@@ -9,6 +9,7 @@ mod memory;
 mod reads;
 mod report;
 mod setup;
+mod stalls;
 mod writes;
 
 use std::process::ExitCode;
@@ -50,7 +51,7 @@ fn args() -> Result<Args, String> {
             other => {
                 return Err(format!(
                     "unknown argument {other} (--seconds N, --out FILE, --big-log N, \
-                     --only creates|appends|subscriber|catch-up|warm|cold|long-log|contention|commands|citus)"
+                     --only creates|appends|subscriber|stalls|catch-up|warm|cold|long-log|contention|commands|citus)"
                 ))
             }
         }
@@ -93,6 +94,9 @@ async fn all(env: &Env, args: &Args) -> Result<String, String> {
     }
     if wanted("subscriber") {
         live::with_subscriber(env, seconds, &mut rows).await?;
+    }
+    if wanted("stalls") {
+        stalls::stalls(env, seconds, &mut rows).await?;
     }
     if wanted("catch-up") {
         catch_up::catch_up(env, &mut rows).await?;

@@ -1,7 +1,9 @@
 //! PostgreSQL `EventStore` for eventlogs: dense logs, one winner per index and idempotency
-//! keys enforced by the database, one round trip per append, streamed reads; the global feed
-//! and subscriptions (one consumer per name by advisory lock, `LISTEN`/`NOTIFY` wake-ups,
-//! exactly-once delivery with [`Transactional`]).
+//! keys enforced by the database, one round trip per append, streamed reads; the global feed,
+//! which only transactions writing events can hold back ([`FeedWatermark`] explains why it
+//! never skips an event), filtered in SQL; and subscriptions (one consumer per name by advisory
+//! lock, `LISTEN`/`NOTIFY` wake-ups sent only while someone listens, exactly-once delivery with
+//! [`Transactional`]).
 //!
 //! ```no_run
 //! # async fn demo() -> eventlogs_core::Result<()> {

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use deadpool_postgres::{ClientWrapper, Object};
@@ -22,6 +22,12 @@ use crate::notifier;
 use crate::rows;
 use crate::store::PostgresEventStore;
 use crate::subscription_sql::lock_name;
+
+/// How long past [`notifier::PRESENCE_CHECK`] a new listener keeps polling briskly.
+const UNNOTICED_MARGIN: Duration = Duration::from_millis(200);
+
+/// The longest wait of a new listener whose presence writers may not have noticed yet.
+const UNNOTICED_POLL: Duration = Duration::from_millis(25);
 
 impl PostgresEventStore {
     async fn try_claim(&self, name: &SubscriptionName) -> Result<Option<PostgresClaim>> {
@@ -52,6 +58,7 @@ impl PostgresEventStore {
             connection,
             wake,
             closed,
+            listening_since: None,
         };
         // The server probes the claim's connection too, so a consumer whose machine vanished
         // without closing it loses the lock in about half a minute, not the OS default hours.
@@ -82,6 +89,7 @@ impl PostgresEventStore {
             claim
                 .execute(notifier::LISTENING_SQL, &[&listeners])
                 .await?;
+            claim.listening_since = Some(Instant::now());
         }
         Ok(Some(claim))
     }
@@ -147,6 +155,9 @@ pub struct PostgresClaim {
     connection: Connection,
     wake: Arc<Notify>,
     closed: Arc<AtomicBool>,
+    /// When the claim said it listens: writers notice within [`notifier::PRESENCE_CHECK`], and
+    /// until then the claim polls briskly instead of trusting wake-ups.
+    listening_since: Option<Instant>,
 }
 
 impl std::fmt::Debug for PostgresClaim {
@@ -233,6 +244,12 @@ impl SubscriptionClaim for PostgresClaim {
     }
 
     async fn wait(&mut self, timeout: Duration) -> Result<bool> {
+        let timeout = match self.listening_since {
+            Some(since) if since.elapsed() < notifier::PRESENCE_CHECK + UNNOTICED_MARGIN => {
+                timeout.min(UNNOTICED_POLL)
+            }
+            _ => timeout,
+        };
         let mut woken = false;
         if !self.closed.load(Ordering::Acquire) {
             tokio::select! {

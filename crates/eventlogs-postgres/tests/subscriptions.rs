@@ -473,3 +473,22 @@ async fn appends_send_no_wake_up_while_nobody_listens() {
     assert_eq!(early, 0, "no wake-up while nobody listened");
     println!("first wake-up {:?} after a listener appeared", first - said);
 }
+
+#[tokio::test]
+async fn a_new_listener_polls_until_writers_can_have_noticed_it() {
+    use eventlogs_core::backend::SubscriptionClaim;
+
+    let Some(store) = fresh().await else { return };
+    let name = SubscriptionName::new("new-listener").unwrap();
+    let mut claim = store.claim(&name).await.unwrap().unwrap();
+    // Writers look for listeners at most once a second, so a wake-up may not come for that
+    // long: a new claim's wait returns soon instead, and the subscription reads again.
+    let started = Instant::now();
+    let woken = tokio::time::timeout(Duration::from_secs(5), claim.wait(Duration::from_secs(60)))
+        .await
+        .expect("a new listener's wait is short")
+        .unwrap();
+    assert!(!woken);
+    assert!(started.elapsed() < Duration::from_secs(1));
+    claim.release().await;
+}

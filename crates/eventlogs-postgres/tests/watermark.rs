@@ -36,7 +36,7 @@ fn uuid(log: LogId) -> uuid::Uuid {
 }
 
 fn event(kind: &str) -> NewEvent {
-    NewEvent::from_json(&format!(r#"{{"type":"{kind}"}}"#)).unwrap()
+    NewEvent::from_json(format!(r#"{{"type":"{kind}"}}"#)).unwrap()
 }
 
 async fn append_one(store: &PostgresEventStore) -> LogId {
@@ -70,11 +70,10 @@ async fn everything(store: &PostgresEventStore) -> Vec<LogId> {
 /// parallel, each with a gate of its own).
 fn gate_key(store: &PostgresEventStore) -> i64 {
     let name = &store.config().schema;
-    name.bytes()
-        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-        })
-        .cast_signed()
+    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    i64::from_ne_bytes(hash.to_ne_bytes())
 }
 
 /// Installs a trigger that makes an insert of a `{"type":"Gate"}` event wait, after its row is
