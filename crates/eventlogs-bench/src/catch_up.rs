@@ -156,6 +156,7 @@ pub(crate) async fn catch_up(env: &Env, rows: &mut Vec<Row>) -> Result<(), Strin
         base.merge(raw(env, &sql, &watermark, end).await?);
         lib.merge(library(&subscription, end).await?);
     }
+    let behind = base.events / 2;
     rows.push(Row {
         scenario: format!(
             "subscription catching up on {} events, batch {BATCH} (raw: paging with the same query)",
@@ -167,6 +168,48 @@ pub(crate) async fn catch_up(env: &Env, rows: &mut Vec<Row>) -> Result<(), Strin
         measure: Measure::Events,
         target: Some(("≥ 0.8× raw".into(), 0.8)),
         note: "one checkpoint per batch".into(),
+        verdict: None,
+    });
+    lag_cost(&subscription, behind, rows).await
+}
+
+/// Times `lag()` 200 times.
+async fn time_lag(subscription: &Subscription<PostgresEventStore>) -> Result<Sample, String> {
+    let mut sample = Sample::default();
+    let started = Instant::now();
+    for _ in 0..200 {
+        let one = Instant::now();
+        subscription.lag().await.map_err(|e| e.to_string())?;
+        sample.latencies.push(one.elapsed());
+        sample.ops += 1;
+    }
+    sample.elapsed = started.elapsed();
+    sample.latencies.sort_unstable();
+    Ok(sample)
+}
+
+/// `lag()` of a subscription the whole feed behind against the same call caught up: its cost
+/// must not grow with the backlog.
+async fn lag_cost(
+    subscription: &Subscription<PostgresEventStore>,
+    behind: u64,
+    rows: &mut Vec<Row>,
+) -> Result<(), String> {
+    let caught_up = time_lag(subscription).await?;
+    subscription
+        .reset(FeedPosition::START)
+        .await
+        .map_err(|e| e.to_string())?;
+    let far_behind = time_lag(subscription).await?;
+    let estimate = subscription.lag().await.map_err(|e| e.to_string())?.events;
+    rows.push(Row {
+        scenario: format!("lag() of a subscription {behind} events behind"),
+        concurrency: 1,
+        library: far_behind,
+        raw: Some(caught_up),
+        measure: Measure::Median,
+        target: Some(("≤ 2× caught up".into(), 2.0)),
+        note: format!("baseline: the same call caught up; estimated {estimate} events behind"),
         verdict: None,
     });
     Ok(())

@@ -35,11 +35,12 @@ impl SubscriptionStatements {
             ),
             // One index probe for the first event after the checkpoint (its age, and whether
             // anything waits at all) and the sequence's last value for the count: the cost does
-            // not grow with the backlog.
+            // not grow with the backlog. The checkpoint goes in as scalar subqueries, so the
+            // probe is an index condition rather than a filter on a scan in feed order.
             lag: format!(
                 "WITH cp AS ({checkpoint_or_start}), \
-                 first AS (SELECT e.recorded_at FROM {schema}.events AS e, cp \
-                    WHERE (e.transaction_id, e.position) > (cp.t, cp.p) \
+                 first AS (SELECT e.recorded_at FROM {schema}.events AS e \
+                    WHERE (e.transaction_id, e.position) > ((SELECT t FROM cp), (SELECT p FROM cp)) \
                     ORDER BY e.transaction_id, e.position LIMIT 1) \
                  SELECT cp.t::text, cp.p, \
                    CASE WHEN EXISTS (SELECT 1 FROM first) \

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use eventlogs_core::{
     backend::{AppendRequest, NewEvent},
-    EventFeed, EventStore, FeedEvent, FeedPosition, LogId, LogState,
+    EventFeed, EventStore, FeedEvent, FeedFilter, FeedPosition, LogId, LogState,
 };
 
 use crate::aggregates::Entry;
@@ -186,4 +186,89 @@ pub async fn head_is_the_last_readable_position(pair: FeedPair) {
     write(&store, state, &[4, 5]).await;
     let newer = read_until(&feed, head, 10, 2).await;
     assert_eq!(newer.iter().map(amount).collect::<Vec<_>>(), [4, 5]);
+}
+
+/// Every event after `after` that passes `filter`, read page by page with `read_page`, and
+/// where the last read looked through.
+async fn read_pages(
+    feed: &Arc<dyn EventFeed>,
+    filter: &FeedFilter,
+    page: u32,
+) -> (Vec<FeedEvent>, Option<FeedPosition>) {
+    let (mut out, mut at, mut through) = (Vec::new(), FeedPosition::START, None);
+    loop {
+        let read = feed.read_page(at, page, filter).await.unwrap();
+        assert!(read.events.len() <= page as usize);
+        assert!(read.events.iter().all(|e| filter.matches(e)));
+        assert!(read.events.iter().all(|e| e.position > at));
+        if let (Some(last), Some(scanned)) = (read.events.last(), read.scanned_through) {
+            assert!(
+                last.position <= scanned,
+                "nothing handed out past where it looked"
+            );
+        }
+        out.extend(read.events);
+        let Some(scanned) = read.scanned_through else {
+            return (out, through);
+        };
+        assert!(scanned > at, "each read moves on");
+        (at, through) = (scanned, Some(scanned));
+        if !read.more {
+            return (out, through);
+        }
+    }
+}
+
+pub async fn read_page_filters_and_says_how_far_it_looked(pair: FeedPair) {
+    let (store, feed) = pair;
+    let (a, b) = (LogId::new(), LogId::new());
+    let typed = |kind: &str, n: usize| -> Vec<NewEvent> {
+        (0..n)
+            .map(|i| NewEvent::from_json(format!(r#"{{"type":"{kind}","amount":{i}}}"#)).unwrap())
+            .collect()
+    };
+    for (log, events) in [(a, typed("Credited", 5)), (b, typed("Debited", 2))] {
+        let request = AppendRequest::new(LogState::empty(log), events, None, None);
+        store.append(&request).await.unwrap();
+    }
+    let all = read_until(&feed, FeedPosition::START, 100, 7).await;
+    let end = all.last().map(|e| e.position);
+    for (filter, want) in [
+        (FeedFilter::all(), 7),
+        (FeedFilter::all().with_logs([b]), 2),
+        (FeedFilter::all().with_logs([a, b]), 7),
+        (FeedFilter::all().with_event_types(["Credited"]), 5),
+        (
+            FeedFilter::all().with_event_types(["Debited", "Credited"]),
+            7,
+        ),
+        (FeedFilter::all().with_event_types(["NoSuchType"]), 0),
+        (
+            FeedFilter::all()
+                .with_event_types(["Debited"])
+                .with_logs([a]),
+            0,
+        ),
+    ] {
+        for page in [1, 2, 100] {
+            let (got, through) = read_pages(&feed, &filter, page).await;
+            let expected: Vec<FeedPosition> = all
+                .iter()
+                .filter(|e| filter.matches(e))
+                .map(|e| e.position)
+                .collect();
+            let positions: Vec<FeedPosition> = got.iter().map(|e| e.position).collect();
+            assert_eq!(positions, expected, "{filter:?}, pages of {page}");
+            assert_eq!(got.len(), want, "{filter:?}");
+            assert_eq!(
+                through, end,
+                "{filter:?}, pages of {page}: looked through to the end"
+            );
+        }
+    }
+    let after_end = feed
+        .read_page(end.unwrap(), 10, &FeedFilter::all())
+        .await
+        .unwrap();
+    assert!(after_end.events.is_empty() && after_end.scanned_through.is_none());
 }

@@ -121,6 +121,7 @@ macro_rules! event_feed_suite {
             feed_delivers_every_event_once_in_commit_order,
             concurrent_writers_are_read_once_each,
             head_is_the_last_readable_position,
+            read_page_filters_and_says_how_far_it_looked,
         );
     };
 }
