@@ -313,7 +313,10 @@ async fn appends_wake_a_listening_subscriber_without_polling() {
         .unwrap();
     let slow_polling = options(100).with_poll_interval(Duration::from_secs(60));
     let mut running = Running::start(&store, "woken", slow_polling);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    running.live().await;
+    // For its first 1.2 s a new listener polls every 25 ms (writers may not have noticed it
+    // yet); after that it waits for wake-ups.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
     let request = AppendRequest::new(LogState::empty(LogId::new()), vec![deposit()], None, None);
     quiet.append(&request).await.unwrap();
     assert!(
@@ -374,7 +377,10 @@ async fn a_wake_up_held_back_by_an_open_transaction_is_retried_without_waiting_f
     let Some(store) = fresh().await else { return };
     let slow_polling = options(100).with_poll_interval(Duration::from_secs(60));
     let mut running = Running::start(&store, "held-back", slow_polling);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    running.live().await;
+    // Past the new listener's first 1.2 s of brisk polling, so only the held-back retry can
+    // bring the event before the 60-s poll.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
     // A transaction that wrote an event and stays open holds the feed back.
     let mut other = store.pool().get().await.unwrap();
     let open = other.transaction().await.unwrap();
