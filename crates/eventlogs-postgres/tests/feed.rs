@@ -157,7 +157,7 @@ async fn filters_by_event_type_in_sql_exactly_as_event_type_reads_it() {
         assert_eq!(in_sql, in_rust, "type {name:?}");
         assert_eq!(page.scanned_through, all.last().map(|e| e.position));
     }
-    drop_schema(&store).await;
+    common::drop_schema(&store).await;
 }
 
 #[tokio::test]
@@ -218,14 +218,5 @@ async fn a_narrow_filter_receives_only_its_events_and_scans_through_the_rest() {
             assert_eq!(got, expected_rare);
         }
     }
-    drop_schema(&store).await;
-}
-
-async fn drop_schema(store: &PostgresEventStore) {
-    let schema = &store.config().schema;
-    let client = store.pool().get().await.unwrap();
-    client
-        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
-        .await
-        .unwrap();
+    common::drop_schema(&store).await;
 }

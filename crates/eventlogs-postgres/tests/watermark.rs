@@ -14,6 +14,7 @@ use eventlogs_core::{
     backend::{AppendRequest, NewEvent},
     EventFeed, EventStore, FeedPosition, LogId, LogState,
 };
+use eventlogs_postgres::deadpool_postgres::Object;
 use eventlogs_postgres::tokio_postgres::{self, error::SqlState};
 use eventlogs_postgres::{FeedWatermark, PostgresEventStore};
 use eventlogs_testkit::feed_suite::read_until;
@@ -47,13 +48,20 @@ async fn append_one(store: &PostgresEventStore) -> LogId {
     log
 }
 
-async fn drop_schema(store: &PostgresEventStore) {
+/// A client, once the table `{schema}.orders` exists, with the statement that writes an order
+/// and the one that writes an event (`$1` log id, `$2` index).
+async fn with_orders(store: &PostgresEventStore) -> (Object, String, String) {
     let schema = &store.config().schema;
     let client = store.pool().get().await.unwrap();
     client
-        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .batch_execute(&format!("CREATE TABLE {schema}.orders (x int)"))
         .await
         .unwrap();
+    let order = format!("INSERT INTO {schema}.orders VALUES (1)");
+    let event = format!(
+        "INSERT INTO {schema}.events (log_id, event_index, payload) VALUES ($1, $2, '{{}}')"
+    );
+    (client, order, event)
 }
 
 /// Every event the feed has now, from the start.
@@ -170,7 +178,7 @@ async fn an_append_in_flight_holds_the_feed_back(path: Path) {
     let mut want = vec![slow_log; expected - 1];
     want.push(fast_log);
     assert_eq!(logs, want, "{path:?}: the append in flight comes first");
-    drop_schema(&store).await;
+    common::drop_schema(&store).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -218,27 +226,17 @@ async fn watermark_ignores_transactions_that_write_no_events() {
     );
     open.rollback().await.unwrap();
     assert_eq!(everything(&old).await, [log]);
-    drop_schema(&store).await;
+    common::drop_schema(&store).await;
 }
 
 #[tokio::test]
 async fn watermark_waits_for_a_transaction_that_wrote_events_first_and_delivers_it_whole() {
     let Some(store) = fresh().await else { return };
-    let schema = store.config().schema.clone();
-    let mut client = store.pool().get().await.unwrap();
-    client
-        .batch_execute(&format!("CREATE TABLE {schema}.orders (x int)"))
-        .await
-        .unwrap();
-    let insert = format!(
-        "INSERT INTO {schema}.events (log_id, event_index, payload) VALUES ($1, $2, '{{}}')"
-    );
+    let (mut client, order, insert) = with_orders(&store).await;
     let own = LogId::new();
     let tx = client.transaction().await.unwrap();
     tx.execute(&insert, &[&uuid(own), &0i64]).await.unwrap();
-    tx.execute(&format!("INSERT INTO {schema}.orders VALUES (1)"), &[])
-        .await
-        .unwrap();
+    tx.execute(&order, &[]).await.unwrap();
     // Events again after writing elsewhere: it has held its lock on events since before its id.
     tx.execute(&insert, &[&uuid(own), &1i64]).await.unwrap();
     let later = append_one(&store).await;
@@ -248,30 +246,20 @@ async fn watermark_waits_for_a_transaction_that_wrote_events_first_and_delivers_
     );
     tx.commit().await.unwrap();
     assert_eq!(everything(&store).await, [own, own, later]);
-    drop_schema(&store).await;
+    common::drop_schema(&store).await;
 }
 
 #[tokio::test]
 async fn watermark_trigger_refuses_events_after_other_writes() {
     let Some(store) = fresh().await else { return };
     let schema = store.config().schema.clone();
-    let mut client = store.pool().get().await.unwrap();
-    client
-        .batch_execute(&format!("CREATE TABLE {schema}.orders (x int)"))
-        .await
-        .unwrap();
-    let insert = format!(
-        "INSERT INTO {schema}.events (log_id, event_index, payload) VALUES ($1, 0, '{{}}')"
-    );
+    let (mut client, order, insert) = with_orders(&store).await;
     let refused = SqlState::from_code("EL001");
-    for first in [
-        format!("INSERT INTO {schema}.orders VALUES (1)"),
-        "SELECT pg_current_xact_id()".to_owned(),
-    ] {
+    for first in [order.clone(), "SELECT pg_current_xact_id()".to_owned()] {
         let tx = client.transaction().await.unwrap();
         tx.execute(&first, &[]).await.unwrap();
         let error: tokio_postgres::Error = tx
-            .execute(&insert, &[&uuid(LogId::new())])
+            .execute(&insert, &[&uuid(LogId::new()), &0i64])
             .await
             .unwrap_err();
         assert_eq!(error.code(), Some(&refused), "after `{first}`: {error:?}");
@@ -279,9 +267,7 @@ async fn watermark_trigger_refuses_events_after_other_writes() {
     }
     // The same through COPY.
     let tx = client.transaction().await.unwrap();
-    tx.execute(&format!("INSERT INTO {schema}.orders VALUES (1)"), &[])
-        .await
-        .unwrap();
+    tx.execute(&order, &[]).await.unwrap();
     let copy = tx
         .copy_in::<_, bytes::Bytes>(&format!(
             "COPY {schema}.events (log_id, event_index, payload) FROM STDIN"
@@ -303,7 +289,7 @@ async fn watermark_trigger_refuses_events_after_other_writes() {
     assert_eq!(error.code(), Some(&refused), "COPY: {error:?}");
     drop(tx);
     assert!(everything(&store).await.is_empty(), "nothing was written");
-    drop_schema(&store).await;
+    common::drop_schema(&store).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

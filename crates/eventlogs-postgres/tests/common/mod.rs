@@ -38,6 +38,16 @@ pub(crate) async fn fresh(prefix: &str) -> Option<PostgresEventStore> {
     Some(store)
 }
 
+/// Drops the store's schema (a test's own, from [`fresh`]).
+pub(crate) async fn drop_schema(store: &PostgresEventStore) {
+    let schema = &store.config().schema;
+    let client = store.pool().get().await.unwrap();
+    client
+        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .await
+        .unwrap();
+}
+
 /// The store as a trait object.
 pub(crate) async fn dyn_store() -> Option<Arc<dyn EventStore>> {
     Some(Arc::new(store().await?))
