@@ -1,21 +1,19 @@
 //! Appends with a live subscription following the feed, against the same appends without one.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use eventlogs::{FeedEvent, Subscription, SubscriptionOptions, Timestamp};
+use eventlogs::{FeedEvent, Subscription, SubscriptionOptions};
 use tokio::sync::oneshot;
 
 use crate::harness::{run_workload, Sample};
 use crate::report::{Measure, Row};
 use crate::setup::Env;
+use crate::stalls::{record, Delays};
 use crate::writes::library_appends;
 
 /// Alternating slices per comparison.
 const ROUNDS: u32 = 3;
-
-/// Delivery delays (commit to handler) seen by the subscriber.
-type Delays = Arc<Mutex<Vec<Duration>>>;
 
 /// A subscriber that counts and times deliveries; stopped by the returned sender.
 fn subscribe(
@@ -31,14 +29,7 @@ fn subscribe(
         let handler = move |events: Vec<FeedEvent>| {
             let delays = Arc::clone(&delays);
             async move {
-                let now = Timestamp::now();
-                if let Ok(mut delays) = delays.lock() {
-                    delays.extend(
-                        events
-                            .iter()
-                            .map(|e| e.event.recorded_at.elapsed_until(now)),
-                    );
-                }
+                record(&delays, &events);
                 Ok(())
             }
         };

@@ -19,9 +19,10 @@ use crate::setup::Env;
 use crate::writes::library_appends;
 
 /// Commit-to-handler delays seen by a subscriber.
-type Delays = Arc<Mutex<Vec<Duration>>>;
+pub(crate) type Delays = Arc<Mutex<Vec<Duration>>>;
 
-fn record(delays: &Delays, events: &[FeedEvent]) {
+/// Adds how long ago each event committed.
+pub(crate) fn record(delays: &Delays, events: &[FeedEvent]) {
     let now = Timestamp::now();
     if let Ok(mut delays) = delays.lock() {
         delays.extend(

@@ -95,13 +95,14 @@ CREATE FUNCTION {schema}.events_write_order() RETURNS trigger LANGUAGE plpgsql A
 DECLARE
     mine xid8 := pg_current_xact_id_if_assigned();
 BEGIN
-    IF mine IS NOT NULL AND NOT EXISTS (
-        SELECT 1 FROM {schema}.events WHERE transaction_id = mine
-    ) THEN
-        RAISE EXCEPTION 'events must be the first thing a transaction writes'
-            USING ERRCODE = 'EL001',
-                  DETAIL = 'This transaction wrote elsewhere before inserting into ' || TG_TABLE_SCHEMA || '.events, so the global feed could not wait for it.',
-                  HINT = 'Insert the events before any other write of the transaction, or in a transaction of their own.';
+    -- Nested, so the common case (no id yet: every append of the library) costs one test.
+    IF mine IS NOT NULL THEN
+        IF NOT EXISTS (SELECT 1 FROM {schema}.events WHERE transaction_id = mine) THEN
+            RAISE EXCEPTION 'events must be the first thing a transaction writes'
+                USING ERRCODE = 'EL001',
+                      DETAIL = 'This transaction wrote elsewhere before inserting into ' || TG_TABLE_SCHEMA || '.events, so the global feed could not wait for it.',
+                      HINT = 'Insert the events before any other write of the transaction, or in a transaction of their own.';
+        END IF;
     END IF;
     RETURN NULL;
 END
