@@ -1,5 +1,6 @@
 //! `eventlogs-bench`: every scenario of `cargo xtask bench`, printed as one markdown table.
 
+mod by_hand;
 mod catch_up;
 mod citus;
 mod commands;
@@ -51,7 +52,7 @@ fn args() -> Result<Args, String> {
             other => {
                 return Err(format!(
                     "unknown argument {other} (--seconds N, --out FILE, --big-log N, \
-                     --only creates|appends|subscriber|stalls|catch-up|warm|cold|long-log|contention|commands|citus)"
+                     --only creates|appends|by-hand|subscriber|stalls|catch-up|warm|cold|long-log|contention|commands|citus)"
                 ))
             }
         }
@@ -91,6 +92,9 @@ async fn all(env: &Env, args: &Args) -> Result<String, String> {
     }
     if wanted("appends") {
         writes::appends(env, seconds, &mut rows).await?;
+    }
+    if wanted("by-hand") {
+        by_hand::by_hand_rows(env, seconds, &mut rows).await?;
     }
     if wanted("subscriber") {
         live::with_subscriber(env, seconds, &mut rows).await?;
