@@ -76,6 +76,26 @@ pub struct FeedPage {
     pub more: bool,
 }
 
+impl FeedPage {
+    /// The page of a read of up to `max` events in feed order, filtered here: it looked
+    /// through the last event read, and a full read means more may follow.
+    #[must_use]
+    pub fn filtering(events: Vec<FeedEvent>, max: u32, filter: &FeedFilter) -> Self {
+        let more = events.len() >= max as usize;
+        let scanned_through = events.last().map(|e| e.position);
+        let events = if filter.is_all() {
+            events
+        } else {
+            events.into_iter().filter(|e| filter.matches(e)).collect()
+        };
+        Self {
+            events,
+            scanned_through,
+            more,
+        }
+    }
+}
+
 /// Reads the global feed.
 ///
 /// Implementations return only events that no later commit can precede: a transaction that
@@ -99,18 +119,7 @@ pub trait EventFeed: Send + Sync + fmt::Debug + 'static {
         filter: &FeedFilter,
     ) -> Result<FeedPage> {
         let events = self.read_feed(after, max).await?;
-        let more = events.len() >= max as usize;
-        let scanned_through = events.last().map(|e| e.position);
-        let events = if filter.is_all() {
-            events
-        } else {
-            events.into_iter().filter(|e| filter.matches(e)).collect()
-        };
-        Ok(FeedPage {
-            events,
-            scanned_through,
-            more,
-        })
+        Ok(FeedPage::filtering(events, max, filter))
     }
 
     /// The position of the last event a reader can read now ([`FeedPosition::START`] for an

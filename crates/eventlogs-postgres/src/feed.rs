@@ -62,11 +62,7 @@ impl PostgresEventStore {
                 .iter()
                 .map(feed_event)
                 .collect::<Result<Vec<_>>>()?;
-            return Ok(FeedPage {
-                more: events.len() >= max as usize,
-                scanned_through: events.last().map(|e| e.position),
-                events,
-            });
+            return Ok(FeedPage::filtering(events, max, filter));
         }
         let scan = i64::from(FILTER_SCAN.max(max));
         let limit = i64::from(max);
