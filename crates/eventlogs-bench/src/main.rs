@@ -4,6 +4,7 @@ mod by_hand;
 mod catch_up;
 mod citus;
 mod commands;
+mod group;
 mod harness;
 mod live;
 mod memory;
@@ -52,7 +53,7 @@ fn args() -> Result<Args, String> {
             other => {
                 return Err(format!(
                     "unknown argument {other} (--seconds N, --out FILE, --big-log N, \
-                     --only creates|appends|by-hand|subscriber|stalls|catch-up|warm|cold|long-log|contention|commands|citus)"
+                     --only creates|appends|group|by-hand|subscriber|stalls|catch-up|warm|cold|long-log|contention|commands|citus)"
                 ))
             }
         }
@@ -73,6 +74,7 @@ fn env() -> Result<Env, String> {
             .filter(|url| !url.is_empty() && url != "skip"),
         schema: setup::SCHEMA,
         distributed: false,
+        grouping: eventlogs::postgres::AppendGrouping::default(),
     })
 }
 
@@ -92,6 +94,9 @@ async fn all(env: &Env, args: &Args) -> Result<String, String> {
     }
     if wanted("appends") {
         writes::appends(env, seconds, &mut rows).await?;
+    }
+    if wanted("group") {
+        group::group(env, seconds, &mut rows).await?;
     }
     if wanted("by-hand") {
         by_hand::by_hand_rows(env, seconds, &mut rows).await?;

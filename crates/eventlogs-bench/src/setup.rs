@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use eventlogs::postgres::PostgresEventStore;
+use eventlogs::postgres::{AppendGrouping, PostgresEventStore};
 use eventlogs::redis::RedisReductionCache;
 use eventlogs::{Aggregate, EventRecord, LogId};
 use serde::{Deserialize, Serialize};
@@ -61,6 +61,8 @@ pub(crate) struct Env {
     pub(crate) schema: &'static str,
     /// Whether `migrate` distributes the schema (on the Citus coordinator).
     pub(crate) distributed: bool,
+    /// How the stores group appends (the library's default unless a scenario says otherwise).
+    pub(crate) grouping: AppendGrouping,
 }
 
 impl Env {
@@ -72,7 +74,16 @@ impl Env {
             citus_url: None,
             schema: CITUS_SCHEMA,
             distributed: true,
+            grouping: self.grouping,
         })
+    }
+
+    /// The same servers, with stores that group appends as `grouping` says.
+    pub(crate) fn grouping(&self, grouping: AppendGrouping) -> Env {
+        Env {
+            grouping,
+            ..self.clone()
+        }
     }
 
     /// A migrated store with `pool_size` connections.
@@ -81,6 +92,7 @@ impl Env {
             .schema(self.schema)
             .distributed(self.distributed)
             .pool_size(pool_size)
+            .append_grouping(self.grouping)
             .statement_timeout(Duration::from_secs(60))
             .build()
             .map_err(|e| e.to_string())?;

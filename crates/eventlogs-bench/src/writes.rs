@@ -25,7 +25,11 @@ fn uuid(log: &LogId) -> uuid::Uuid {
 
 /// Raw baseline: the same statement through plain tokio-postgres, at index 0 of a new log
 /// (`append` false) or at the next index of the worker's log.
-async fn raw_inserts(env: &Env, concurrency: usize, append: bool) -> Result<Workload, String> {
+pub(crate) async fn raw_inserts(
+    env: &Env,
+    concurrency: usize,
+    append: bool,
+) -> Result<Workload, String> {
     let pool = env.raw_pool(concurrency)?;
     let logs = WorkerLogs::new(concurrency, 0);
     let sql = Arc::new(append_sql(env).await?);

@@ -7,6 +7,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use eventlogs_core::{InvalidInput, Limits, Result};
 
 use crate::connect::{Connector, Tls};
+use crate::group_config::AppendGrouping;
 use crate::schema::valid_identifier;
 use crate::store::PostgresEventStore;
 use crate::watermark::FeedWatermark;
@@ -53,6 +54,9 @@ pub struct PostgresConfig {
     /// Which transactions the global feed waits for (default
     /// [`FeedWatermark::EventWriters`]: only those writing events).
     pub feed_watermark: FeedWatermark,
+    /// Whether concurrent appends to different logs share one statement and one commit, and
+    /// how many (default [`AppendGrouping::new`]: on).
+    pub append_grouping: AppendGrouping,
 }
 
 impl Default for PostgresConfig {
@@ -70,6 +74,7 @@ impl Default for PostgresConfig {
             distributed: false,
             key_claim_grace: Duration::from_secs(2),
             feed_watermark: FeedWatermark::EventWriters,
+            append_grouping: AppendGrouping::new(),
         }
     }
 }
@@ -100,6 +105,7 @@ impl fmt::Debug for PostgresConfig {
             .field("distributed", &self.distributed)
             .field("key_claim_grace", &self.key_claim_grace)
             .field("feed_watermark", &self.feed_watermark)
+            .field("append_grouping", &self.append_grouping)
             .finish()
     }
 }
@@ -202,6 +208,13 @@ impl PostgresEventStoreBuilder {
         self
     }
 
+    /// Whether and how concurrent appends to different logs share one statement and one
+    /// commit (default [`AppendGrouping::new`]: on). See the README, "Group append".
+    pub fn append_grouping(mut self, grouping: AppendGrouping) -> Self {
+        self.config.append_grouping = grouping;
+        self
+    }
+
     /// Distributes the schema over a Citus cluster when [`migrate`](PostgresEventStore::migrate)
     /// runs (default `false`); the URL names the coordinator. See the README, "Scaling out".
     pub fn distributed(mut self, distributed: bool) -> Self {
@@ -226,6 +239,7 @@ impl PostgresEventStoreBuilder {
             ))
             .into());
         }
+        config.append_grouping.check()?;
         if config.pool_size == 0 {
             return Err(InvalidInput::Config("pool_size must be at least 1".into()).into());
         }

@@ -136,9 +136,11 @@ const RETRYABLE: [SqlState; 14] = [
 /// SQLSTATEs of the schema not being there: `migrate` was not called.
 const NOT_MIGRATED: [SqlState; 2] = [SqlState::UNDEFINED_TABLE, SqlState::INVALID_SCHEMA_NAME];
 
-/// SQLSTATEs of a value PostgreSQL cannot store (a NUL character, text it cannot encode).
-const UNSTORABLE: [SqlState; 4] = [
+/// SQLSTATEs of a value PostgreSQL cannot store (a NUL character, text it cannot encode, a
+/// number beyond `numeric`'s range).
+const UNSTORABLE: [SqlState; 5] = [
     SqlState::UNTRANSLATABLE_CHARACTER,
+    SqlState::NUMERIC_VALUE_OUT_OF_RANGE,
     SqlState::INVALID_TEXT_REPRESENTATION,
     SqlState::CHARACTER_NOT_IN_REPERTOIRE,
     SqlState::PROGRAM_LIMIT_EXCEEDED,

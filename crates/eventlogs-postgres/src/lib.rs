@@ -23,6 +23,9 @@ mod connect;
 mod error;
 mod feed;
 mod feed_sql;
+mod group;
+mod group_config;
+mod group_sql;
 mod migrate;
 mod notifier;
 mod rows;
@@ -38,6 +41,8 @@ mod transactional;
 mod watermark;
 
 pub use config::{PostgresConfig, PostgresEventStoreBuilder};
+pub use group::AppendGroupStats;
+pub use group_config::AppendGrouping;
 pub use schema::{migration_sql, Migration, MIGRATIONS};
 pub use store::PostgresEventStore;
 pub use subscription::PostgresClaim;

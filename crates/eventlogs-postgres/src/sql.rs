@@ -15,6 +15,8 @@ pub(crate) struct Statements {
     pub(crate) append_one: String,
     /// A batch without a key: as `append_one` with `$3` a `text[]` of payloads; one row per event.
     pub(crate) append_many: String,
+    /// Many requests for different logs in one statement (see `group_sql`).
+    pub(crate) append_group: String,
     /// `$1` log id, `$2` from index, `$3` limit.
     pub(crate) load: String,
     /// `$1` log id, `$2` from index.
@@ -58,6 +60,7 @@ FROM (SELECT 1) AS one LEFT JOIN used AS u ON true"#
         );
         Self {
             append,
+            append_group: crate::group_sql::group_append_sql(schema),
             append_one: format!(
                 "INSERT INTO {schema}.events (log_id, event_index, payload, metadata) \
                  SELECT $1::uuid, $2::bigint, $3::text::jsonb, $4::text::jsonb WHERE {previous} \

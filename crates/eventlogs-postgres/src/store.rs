@@ -22,6 +22,7 @@ use crate::config::{redact, PostgresConfig, PostgresEventStoreBuilder};
 use crate::connect::Connector;
 use crate::error::{pool_error, query_error, statement_timeout};
 use crate::feed_sql::FeedStatements;
+use crate::group::{AppendGroupStats, Groups};
 use crate::notifier::Notifier;
 use crate::rows;
 use crate::schema::quote_schema;
@@ -58,6 +59,8 @@ struct Inner {
     /// The highest feed watermark computed so far (0 before the first): every read after it
     /// may use it.
     watermark: AtomicU64,
+    /// The queue of grouped appends.
+    groups: Groups,
 }
 
 impl Drop for Inner {
@@ -104,6 +107,7 @@ impl PostgresEventStore {
             .map(|interval| Notifier::new(&config.schema, interval));
         let subscriptions = SubscriptionStatements::new(&schema);
         let feed = FeedStatements::new(&schema, config.feed_watermark);
+        let groups = Groups::new(config.append_grouping);
         Self {
             inner: Arc::new(Inner {
                 sql: Statements::new(&schema),
@@ -117,6 +121,7 @@ impl PostgresEventStore {
                 subscriptions,
                 feed,
                 watermark: AtomicU64::new(0),
+                groups,
             }),
         }
     }
@@ -179,6 +184,19 @@ impl PostgresEventStore {
     /// The feed statements.
     pub(crate) fn feed_statements(&self) -> &FeedStatements {
         &self.inner.feed
+    }
+
+    /// The group append queue.
+    pub(crate) fn groups(&self) -> &Groups {
+        &self.inner.groups
+    }
+
+    /// How grouped appends went since the store was built: how many statements carried more
+    /// than one request, how many requests they carried, and how often one was split. All
+    /// zero with [`AppendGrouping::off`](crate::AppendGrouping::off).
+    #[must_use]
+    pub fn append_group_stats(&self) -> AppendGroupStats {
+        self.inner.groups.stats()
     }
 
     /// The highest watermark computed so far.
@@ -254,6 +272,7 @@ impl EventStore for PostgresEventStore {
     async fn append(&self, request: &AppendRequest) -> Result<Appended> {
         request.validate(&self.inner.config.limits)?;
         match self.layout().await? {
+            Layout::Single if self.inner.groups.enabled() => self.append_grouped(request).await,
             Layout::Single => self.append_single(request).await,
             Layout::Distributed => self.append_distributed(request).await,
         }

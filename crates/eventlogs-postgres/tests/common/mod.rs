@@ -1,6 +1,7 @@
 //! Connecting the tests to the PostgreSQL that `cargo xtask test` provides.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub(crate) mod blocker;
 pub(crate) mod received;
 
 use std::sync::Arc;
