@@ -1,5 +1,6 @@
 //! `eventlogs-bench`: every scenario of `cargo xtask bench`, printed as one markdown table.
 
+mod breakdown;
 mod by_hand;
 mod catch_up;
 mod citus;
@@ -53,7 +54,7 @@ fn args() -> Result<Args, String> {
             other => {
                 return Err(format!(
                     "unknown argument {other} (--seconds N, --out FILE, --big-log N, \
-                     --only creates|appends|group|by-hand|subscriber|stalls|catch-up|warm|cold|long-log|contention|commands|citus)"
+                     --only creates|appends|group|breakdown|by-hand|subscriber|stalls|catch-up|warm|cold|long-log|contention|commands|citus)"
                 ))
             }
         }
@@ -97,6 +98,9 @@ async fn all(env: &Env, args: &Args) -> Result<String, String> {
     }
     if wanted("group") {
         group::group(env, seconds, &mut rows).await?;
+    }
+    if wanted("breakdown") {
+        breakdown::breakdown(env, seconds, &mut rows).await?;
     }
     if wanted("by-hand") {
         by_hand::by_hand_rows(env, seconds, &mut rows).await?;

@@ -9,13 +9,10 @@ use eventlogs_core::{
     backend::{AppendRequest, Appended},
     Error, LogId, Result,
 };
-use futures::future::BoxFuture;
 use tokio::sync::oneshot;
 use tracing::Instrument;
 
-use crate::error::query_error;
 use crate::group_config::AppendGrouping;
-use crate::group_sql::{outcome, GroupParams};
 use crate::store::PostgresEventStore;
 
 /// Counters of grouped appends since the store was built, from
@@ -130,6 +127,18 @@ impl Groups {
             splits: self.splits.load(Ordering::Relaxed),
             waiting: self.lock().waiting.len() as u64,
         }
+    }
+
+    /// Counts a statement carrying `n` requests.
+    pub(crate) fn count_statement(&self, n: u64) {
+        self.group_statements.fetch_add(1, Ordering::Relaxed);
+        self.grouped_requests.fetch_add(n, Ordering::Relaxed);
+        self.largest_group.fetch_max(n, Ordering::Relaxed);
+    }
+
+    /// Counts a split.
+    pub(crate) fn count_split(&self) {
+        self.splits.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Takes the next group: waiting requests whose log and key are free, in arrival order,
@@ -286,118 +295,5 @@ impl PostgresEventStore {
                 "the append's group ended without an outcome; retry with the same idempotency key",
             ))
         })
-    }
-
-    /// Sends `requests` as one statement and returns each one's outcome, in order. A statement
-    /// that fails because of some of its requests is split in two and each half sent again.
-    fn send_group<'a>(
-        &'a self,
-        requests: &'a [AppendRequest],
-    ) -> BoxFuture<'a, Vec<Result<Appended>>> {
-        Box::pin(async move {
-            if let [request] = requests {
-                return vec![self.append_single(request).await];
-            }
-            let groups = self.groups();
-            let n = requests.len() as u64;
-            groups.group_statements.fetch_add(1, Ordering::Relaxed);
-            groups.grouped_requests.fetch_add(n, Ordering::Relaxed);
-            groups.largest_group.fetch_max(n, Ordering::Relaxed);
-            let p = GroupParams::new(requests);
-            let rows = self
-                .rows(
-                    &self.statements().append_group,
-                    &[
-                        &p.logs,
-                        &p.expected,
-                        &p.metadata,
-                        &p.keys,
-                        &p.hashes,
-                        &p.counts,
-                        &p.event_request,
-                        &p.event_step,
-                        &p.payloads,
-                    ],
-                )
-                .await;
-            match rows {
-                Ok(Ok(rows)) if rows.len() == requests.len() => {
-                    let outcomes: Vec<_> = requests
-                        .iter()
-                        .zip(&rows)
-                        .map(|(request, row)| outcome(request, row))
-                        .collect();
-                    if outcomes.iter().any(Result::is_ok) {
-                        self.announce();
-                    }
-                    outcomes
-                }
-                Ok(Ok(rows)) => {
-                    let error = Error::Backend {
-                        service: "postgres",
-                        source: format!(
-                            "group append returned {} rows for {} requests",
-                            rows.len(),
-                            requests.len()
-                        )
-                        .into(),
-                    };
-                    each(&error, requests.len())
-                }
-                Ok(Err(error)) if concerns_some_requests(&error) => {
-                    groups.splits.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(requests = requests.len(), %error, "group append split");
-                    let (left, right) = requests.split_at(requests.len() / 2);
-                    let (mut left, right) =
-                        futures::join!(self.send_group(left), self.send_group(right));
-                    left.extend(right);
-                    left
-                }
-                Ok(Err(error)) => each(&query_error(error), requests.len()),
-                Err(error) => each(&error, requests.len()),
-            }
-        })
-    }
-}
-
-/// Whether a statement error may concern only some of its requests (a payload the server
-/// refuses, a race with a transaction elsewhere on one log or key, a deadlock, a trigger of
-/// the user's), rather than the connection or the server, which would fail every request.
-fn concerns_some_requests(error: &tokio_postgres::Error) -> bool {
-    error.as_db_error().is_some_and(|db| {
-        let class = &db.code().code()[..2];
-        matches!(class, "22" | "23" | "40" | "54" | "P0")
-    })
-}
-
-/// One copy of `error` for each of `n` callers: the same kind, retryable or not alike.
-fn each(error: &Error, n: usize) -> Vec<Result<Appended>> {
-    (0..n).map(|_| Err(copy(error))).collect()
-}
-
-fn copy(error: &Error) -> Error {
-    let source = || -> eventlogs_core::BoxError { error.to_string().into() };
-    match error {
-        Error::Timeout { operation, after } => Error::Timeout {
-            operation,
-            after: *after,
-        },
-        Error::Cancelled { service, reason } => Error::Cancelled {
-            service,
-            reason: reason.clone(),
-        },
-        Error::Unavailable { service, source: s } => Error::Unavailable {
-            service,
-            source: format!("{s}").into(),
-        },
-        Error::InvalidInput(input) => Error::InvalidInput(input.clone()),
-        Error::Backend { service, source: s } => Error::Backend {
-            service,
-            source: format!("{s}").into(),
-        },
-        _ => Error::Backend {
-            service: "postgres",
-            source: source(),
-        },
     }
 }

@@ -81,6 +81,32 @@ FROM checked c ORDER BY c.ord"#
     )
 }
 
+/// The statement of a group whose requests each write one event without a key, the most
+/// common group by far: `$1` log ids, `$2` indexes, `$3` payloads, `$4` metadata. A request is
+/// one row, so `ON CONFLICT DO NOTHING` on the primary key keeps each one whole: a row whose
+/// index is taken (committed, or committed by a transaction it waited for) is skipped, and so
+/// is a row whose previous index is missing. Returns the log id of each row written; a request
+/// without one is sent again alone, which names its error exactly.
+pub(crate) fn group_append_one_sql(schema: &str) -> String {
+    format!(
+        r#"INSERT INTO {schema}.events (log_id, event_index, payload, metadata)
+SELECT r.log_id, r.expected, r.payload::jsonb, r.metadata::jsonb
+FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[]) AS r(log_id, expected, payload, metadata)
+WHERE r.expected = 0 OR EXISTS (SELECT 1 FROM {schema}.events e
+      WHERE e.log_id = r.log_id AND e.event_index = r.expected - 1)
+ORDER BY r.log_id
+ON CONFLICT (log_id, event_index) DO NOTHING
+RETURNING log_id, recorded_at"#
+    )
+}
+
+/// Whether every request of a group writes one event without a key.
+pub(crate) fn all_single_unkeyed(requests: &[AppendRequest]) -> bool {
+    requests
+        .iter()
+        .all(|r| r.events().len() == 1 && r.idempotency_key().is_none())
+}
+
 /// The bind parameters of one group, borrowed from its requests.
 #[derive(Default)]
 pub(crate) struct GroupParams<'a> {

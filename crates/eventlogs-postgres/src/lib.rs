@@ -25,6 +25,7 @@ mod feed;
 mod feed_sql;
 mod group;
 mod group_config;
+mod group_send;
 mod group_sql;
 mod migrate;
 mod notifier;

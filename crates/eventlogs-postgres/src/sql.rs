@@ -17,6 +17,8 @@ pub(crate) struct Statements {
     pub(crate) append_many: String,
     /// Many requests for different logs in one statement (see `group_sql`).
     pub(crate) append_group: String,
+    /// Many one-event requests without keys for different logs in one statement.
+    pub(crate) append_group_one: String,
     /// `$1` log id, `$2` from index, `$3` limit.
     pub(crate) load: String,
     /// `$1` log id, `$2` from index.
@@ -61,6 +63,7 @@ FROM (SELECT 1) AS one LEFT JOIN used AS u ON true"#
         Self {
             append,
             append_group: crate::group_sql::group_append_sql(schema),
+            append_group_one: crate::group_sql::group_append_one_sql(schema),
             append_one: format!(
                 "INSERT INTO {schema}.events (log_id, event_index, payload, metadata) \
                  SELECT $1::uuid, $2::bigint, $3::text::jsonb, $4::text::jsonb WHERE {previous} \

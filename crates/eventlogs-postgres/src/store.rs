@@ -35,7 +35,9 @@ use crate::subscription_sql::SubscriptionStatements;
 /// Every invariant is enforced by the database in one statement per append (one round trip
 /// with a prepared statement, atomic without `BEGIN`/`COMMIT`): the idempotency key is checked
 /// first, the previous index must exist, the primary key `(log_id, event_index)` admits one
-/// winner, and the key is inserted with the events. Reads stream rows as they arrive.
+/// winner, and the key is inserted with the events. Concurrent appends to different logs share
+/// one such statement and one commit ([`AppendGrouping`](crate::AppendGrouping), on by
+/// default), each with its own outcome. Reads stream rows as they arrive.
 #[derive(Clone)]
 pub struct PostgresEventStore {
     inner: Arc<Inner>,

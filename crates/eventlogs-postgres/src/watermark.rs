@@ -30,8 +30,9 @@
 /// The rule rests on one invariant, (G): *a transaction that inserts into `events` holds a
 /// `RowExclusiveLock` on `events` from before it is assigned a transaction id until it ends.*
 ///
-/// - **Appends of this library** (one event or a batch, with or without an idempotency key)
-///   are each one statement in a transaction of its own. PostgreSQL locks every table a
+/// - **Appends of this library** (one event or a batch, with or without an idempotency key,
+///   alone or grouped with others into one statement, see `AppendGrouping`) are each one
+///   statement in a transaction of its own. PostgreSQL locks every table a
 ///   statement names before the statement runs (when it is parsed, or when a prepared plan is
 ///   reused), and a transaction is assigned its id only when it first writes a row (or draws
 ///   from the position sequence), which happens while the statement runs. So the lock comes

@@ -15,7 +15,7 @@ use eventlogs_core::{
     backend::{AppendRequest, Appended, NewEvent},
     Error, ErrorKind, EventFeed, EventStore, FeedPosition, LogId, LogState,
 };
-use eventlogs_postgres::{AppendGrouping, PostgresEventStore};
+use eventlogs_postgres::{AppendGroupStats, AppendGrouping, PostgresEventStore};
 
 /// A store on a fresh schema whose appends group with at most `statements` in flight.
 async fn grouped(statements: usize) -> Option<PostgresEventStore> {
@@ -235,13 +235,19 @@ async fn a_payload_the_server_refuses_fails_only_its_own_request() {
     common::drop_schema(&store).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_race_with_another_process_loses_only_its_own_request() {
-    let Some(store) = grouped(1).await else {
-        return;
-    };
+/// Twelve requests in one group, one of which races another process on its log: that one
+/// loses with `ConcurrentAppend`, the others are written. Returns the store's counters.
+async fn race_in_a_group(keyed: bool) -> Option<AppendGroupStats> {
+    let store = grouped(1).await?;
     let logs: Vec<LogId> = (0..12).map(|_| LogId::new()).collect();
-    let requests: Vec<AppendRequest> = logs.iter().map(|&l| request(l, 0, &[1], None)).collect();
+    let requests: Vec<AppendRequest> = logs
+        .iter()
+        .enumerate()
+        .map(|(i, &l)| {
+            let key = format!("race-{i}-{l}");
+            request(l, 0, &[1], keyed.then_some(key.as_str()))
+        })
+        .collect();
     // Another process is writing index 0 of logs[5] and commits while the group waits for it.
     let rival = Blocker::hold(store.pool(), &store.config().schema, logs[5], 0).await;
     let race = {
@@ -262,7 +268,74 @@ async fn a_race_with_another_process_loses_only_its_own_request() {
         assert_eq!(count(&store, logs[i]).await, 1);
     }
     let stats = store.append_group_stats();
+    common::drop_schema(&store).await;
+    Some(stats)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_race_with_another_process_loses_only_its_own_request() {
+    // Keyed requests share the general statement, which fails on the race and is split.
+    let Some(stats) = race_in_a_group(true).await else {
+        return;
+    };
     assert!(stats.splits >= 1, "{stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_race_with_another_process_loses_only_its_own_request_in_a_one_event_group() {
+    // One event each without keys: the lean statement skips the lost row, nothing is split.
+    let Some(stats) = race_in_a_group(false).await else {
+        return;
+    };
+    assert_eq!((stats.group_statements, stats.splits), (1, 0), "{stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_event_groups_each_get_the_outcome_they_would_get_alone() {
+    let Some(store) = grouped(1).await else {
+        return;
+    };
+    let existing: Vec<LogId> = (0..4).map(|_| LogId::new()).collect();
+    for &log in &existing {
+        store.append(&request(log, 0, &[1, 2], None)).await.unwrap();
+    }
+    let creates: Vec<LogId> = (0..8).map(|_| LogId::new()).collect();
+    let missing = LogId::new();
+    let mut requests: Vec<AppendRequest> =
+        creates.iter().map(|&l| request(l, 0, &[1], None)).collect();
+    requests.push(request(existing[0], 2, &[3], None)); // written
+    requests.push(request(existing[1], 1, &[9], None)); // taken
+    requests.push(request(existing[2], 5, &[9], None)); // gap
+    requests.push(request(missing, 1, &[9], None)); // no such log
+    let outcomes = as_one_group(&store, requests).await;
+    for outcome in &outcomes[..9] {
+        assert!(outcome.is_ok(), "{outcome:?}");
+    }
+    let kinds: Vec<ErrorKind> = outcomes[9..]
+        .iter()
+        .map(|o| o.as_ref().unwrap_err().kind())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ErrorKind::ConcurrentAppend,
+            ErrorKind::IndexGap,
+            ErrorKind::LogNotFound
+        ]
+    );
+    let counts = (
+        count(&store, existing[0]).await,
+        count(&store, existing[1]).await,
+        count(&store, existing[2]).await,
+        count(&store, missing).await,
+    );
+    assert_eq!(counts, (3, 2, 2, 0));
+    let stats = store.append_group_stats();
+    assert_eq!(
+        (stats.group_statements, stats.largest_group),
+        (1, 12),
+        "{stats:?}"
+    );
     common::drop_schema(&store).await;
 }
 

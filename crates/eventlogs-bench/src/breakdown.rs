@@ -1,0 +1,181 @@
+//! Where the time of one append goes at 16 writers: the same append taken apart into steps,
+//! each step measured on its own under the same load, in one run.
+//!
+//! - the library's append (one statement each), end to end;
+//! - the same statement through plain tokio-postgres, with the pool checkout timed apart;
+//! - that statement again with `synchronous_commit = off`, which leaves out the wait for the
+//!   commit to reach the disk;
+//! - a prepared `SELECT 1`: the round trip and the server's per-statement work alone;
+//! - the client's encoding (serialize the event, build and validate the request), timed in a
+//!   loop on one core.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use eventlogs::backend::{AppendRequest, NewEvent};
+use eventlogs::postgres::AppendGrouping;
+use eventlogs::{Limits, LogId, LogState};
+
+use crate::harness::{run, run_workload, workload, WorkerLogs};
+use crate::report::{Measure, Row};
+use crate::setup::{Env, Payment};
+use crate::writes::library_appends;
+
+/// Writers.
+const TASKS: usize = 16;
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// The append statement through plain tokio-postgres, with `synchronous_commit` as given;
+/// returns the sample and the mean pool checkout time.
+async fn raw(
+    env: &Env,
+    seconds: Duration,
+    synchronous_commit: bool,
+) -> Result<(crate::harness::Sample, Duration), String> {
+    let pool = env.raw_pool(TASKS)?;
+    let sql = Arc::new(env.store(1).await?.single_append_sql().to_owned());
+    let logs = WorkerLogs::new(TASKS, 0);
+    let setting = if synchronous_commit { "on" } else { "off" };
+    // Every connection of the pool gets the setting before the run.
+    let mut held = Vec::new();
+    for _ in 0..TASKS {
+        let client = pool.get().await.map_err(|e| e.to_string())?;
+        client
+            .batch_execute(&format!("SET synchronous_commit = {setting}"))
+            .await
+            .map_err(|e| e.to_string())?;
+        held.push(client);
+    }
+    drop(held);
+    let checkout_nanos = Arc::new(AtomicU64::new(0));
+    let checkouts = Arc::new(AtomicU64::new(0));
+    let (c_nanos, c_count) = (Arc::clone(&checkout_nanos), Arc::clone(&checkouts));
+    let op = workload(move |worker, i| {
+        let (pool, sql, logs) = (pool.clone(), Arc::clone(&sql), Arc::clone(&logs));
+        let (c_nanos, c_count) = (Arc::clone(&c_nanos), Arc::clone(&c_count));
+        async move {
+            let t = Instant::now();
+            let client = pool.get().await.map_err(|e| e.to_string())?;
+            c_nanos.fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            c_count.fetch_add(1, Ordering::Relaxed);
+            let stmt = client
+                .prepare_cached(&sql)
+                .await
+                .map_err(|e| e.to_string())?;
+            let index = logs.take(worker, 1);
+            let metadata: Option<&str> = None;
+            client
+                .query(
+                    &stmt,
+                    &[
+                        logs.log(worker),
+                        &index,
+                        &Payment::json(i as i64),
+                        &metadata,
+                    ],
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(1)
+        }
+    });
+    let sample = run_workload(TASKS, seconds, &op).await;
+    let n = checkouts.load(Ordering::Relaxed).max(1);
+    let mean = Duration::from_nanos(checkout_nanos.load(Ordering::Relaxed) / n);
+    Ok((sample, mean))
+}
+
+/// Client-side encoding of one append, per call, on one core.
+fn encode_cost() -> Duration {
+    let limits = Limits::default();
+    let log = LogId::new();
+    let n = 50_000u32;
+    let t = Instant::now();
+    for i in 0..n {
+        let event = NewEvent::new(&Payment::new(i64::from(i))).unwrap_or_else(|_| unreachable!());
+        let request = AppendRequest::new(LogState::new(log, u64::from(i)), vec![event], None, None);
+        std::hint::black_box(request.validate(&limits).is_ok());
+    }
+    t.elapsed() / n
+}
+
+/// The breakdown rows (report only: what limits an append, not a target).
+pub(crate) async fn breakdown(
+    env: &Env,
+    seconds: Duration,
+    rows: &mut Vec<Row>,
+) -> Result<(), String> {
+    let single = env.grouping(AppendGrouping::off());
+    let library = library_appends(&single, TASKS, 1, false).await?;
+    let library = run_workload(TASKS, seconds, &library).await;
+    let (durable, checkout) = raw(env, seconds, true).await?;
+    let (no_wait, _) = raw(env, seconds, false).await?;
+    let pool = env.raw_pool(TASKS)?;
+    let ping = run(TASKS, seconds, move |_, _| {
+        let pool = pool.clone();
+        async move {
+            let client = pool.get().await.map_err(|e| e.to_string())?;
+            let stmt = client
+                .prepare_cached("SELECT 1")
+                .await
+                .map_err(|e| e.to_string())?;
+            client.query(&stmt, &[]).await.map_err(|e| e.to_string())?;
+            Ok(1)
+        }
+    })
+    .await;
+    let encode = encode_cost();
+    let median = |s: &crate::harness::Sample| s.percentile(0.5);
+    let (l, d, a, p) = (
+        median(&library),
+        median(&durable),
+        median(&no_wait),
+        median(&ping),
+    );
+    let note = format!(
+        "median {:.2} ms = library {:.2} ms (encoding {:.3} ms of it) + pool checkout {:.2} ms + \
+         round trip and per-statement work {:.2} ms + executing the insert {:.2} ms + waiting for \
+         the commit to be durable {:.2} ms",
+        ms(l),
+        ms(l.saturating_sub(d)),
+        ms(encode),
+        ms(checkout),
+        ms(p.saturating_sub(checkout)),
+        ms(a.saturating_sub(p)),
+        ms(d.saturating_sub(a)),
+    );
+    for (scenario, sample, note) in [
+        (
+            "breakdown: library append, one statement each",
+            library,
+            note,
+        ),
+        (
+            "breakdown: the same statement, plain tokio-postgres",
+            durable,
+            String::new(),
+        ),
+        (
+            "breakdown: the same statement, synchronous_commit = off",
+            no_wait,
+            String::new(),
+        ),
+        ("breakdown: prepared SELECT 1", ping, String::new()),
+    ] {
+        rows.push(Row {
+            scenario: scenario.into(),
+            concurrency: TASKS,
+            library: sample,
+            raw: None,
+            measure: Measure::Median,
+            target: None,
+            note,
+            verdict: None,
+        });
+    }
+    Ok(())
+}
