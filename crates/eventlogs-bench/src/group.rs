@@ -28,7 +28,7 @@ pub(crate) async fn group(env: &Env, seconds: Duration, rows: &mut Vec<Row>) -> 
     let k: usize = std::env::var("GROUP_STATEMENTS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(2);
+        .unwrap_or(4);
     let grouped_env = env.grouping(AppendGrouping::new().with_max_statements(k));
     let single_env = env.grouping(AppendGrouping::off());
     for concurrency in [1, 4, 16, 64] {

@@ -47,8 +47,10 @@ pub(crate) struct Groups {
 #[derive(Default)]
 struct Queue {
     waiting: VecDeque<Waiting>,
-    /// Runners: requests sent alone, and tasks sending groups.
+    /// Statements in flight: requests sent alone, and tasks sending groups.
     running: usize,
+    /// Tasks sending groups, among `running`.
+    runners: usize,
     /// Logs and keys of requests in flight: a request that shares one waits for the next
     /// statement, so no statement depends on another in flight from this store.
     busy_logs: HashSet<LogId>,
@@ -82,9 +84,16 @@ impl Queue {
         }
     }
 
-    /// Whether a new runner would find something to send.
-    fn runnable(&self) -> bool {
-        self.waiting.iter().any(|w| self.free(&w.request))
+    /// Whether a new runner may start, and would find something to send. If so, counts it.
+    fn start_runner(&mut self, settings: &AppendGrouping) -> bool {
+        let start = self.running < settings.max_statements()
+            && self.runners < settings.max_group_statements()
+            && self.waiting.iter().any(|w| self.free(&w.request));
+        if start {
+            self.running += 1;
+            self.runners += 1;
+        }
+        start
     }
 }
 
@@ -164,16 +173,6 @@ impl Groups {
     }
 }
 
-/// What an append does after looking at the queue.
-enum Next {
-    /// Goes at once, alone, in a slot of its own.
-    Alone,
-    /// Waits in the queue, with a new runner started for it.
-    StartRunner,
-    /// Waits in the queue for a runner already going.
-    Wait,
-}
-
 /// A runner's place among the `max_statements`: freed when it ends (or unwinds), at which
 /// point a new runner starts if something waiting can go.
 struct Slot {
@@ -187,15 +186,12 @@ impl Drop for Slot {
         let groups = self.store.groups();
         let restart = {
             let mut queue = groups.lock();
-            if let Some((log_id, key)) = &self.alone {
-                queue.release(log_id, key.as_deref());
+            match &self.alone {
+                Some((log_id, key)) => queue.release(log_id, key.as_deref()),
+                None => queue.runners -= 1,
             }
             queue.running -= 1;
-            let restart = queue.running < groups.settings.max_statements() && queue.runnable();
-            if restart {
-                queue.running += 1;
-            }
-            restart
+            queue.start_runner(&groups.settings)
         };
         if restart {
             start_runner(&self.store);
@@ -203,7 +199,8 @@ impl Drop for Slot {
     }
 }
 
-/// Starts a task that sends groups until nothing waiting can go. Its slot is already counted.
+/// Starts a task that sends groups until nothing waiting can go. Its slot is already counted
+/// (see `Queue::start_runner`).
 fn start_runner(store: &PostgresEventStore) {
     let slot = Slot {
         store: store.clone(),
@@ -217,6 +214,7 @@ fn start_runner(store: &PostgresEventStore) {
             // No runtime (it is shutting down): the waiting callers' futures are gone too.
             let mut queue = store.groups().lock();
             queue.running -= 1;
+            queue.runners -= 1;
             queue.waiting.clear();
             std::mem::forget(slot);
         }
@@ -254,40 +252,36 @@ impl PostgresEventStore {
     /// group.
     pub(crate) async fn append_grouped(&self, request: &AppendRequest) -> Result<Appended> {
         let groups = self.groups();
-        let (reply, outcome) = oneshot::channel();
         let next = {
             let mut queue = groups.lock();
             let free_slot = queue.running < groups.settings.max_statements();
             if free_slot && queue.waiting.is_empty() && queue.free(request) {
                 queue.running += 1;
                 queue.hold(request);
-                Next::Alone
+                None
             } else {
+                let (reply, outcome) = oneshot::channel();
                 queue.waiting.push_back(Waiting {
                     request: request.clone(),
                     reply,
                 });
-                if free_slot && queue.runnable() {
-                    queue.running += 1;
-                    Next::StartRunner
-                } else {
-                    Next::Wait
-                }
+                let start = queue.start_runner(&groups.settings);
+                Some((start, outcome))
             }
         };
-        match next {
-            Next::Alone => {
-                let _slot = Slot {
-                    store: self.clone(),
-                    alone: Some((
-                        request.log_id(),
-                        request.idempotency_key().map(str::to_owned),
-                    )),
-                };
-                return self.append_single(request).await;
-            }
-            Next::StartRunner => start_runner(self),
-            Next::Wait => {}
+        let Some((start, outcome)) = next else {
+            // Alone, in a slot of its own, released when this future ends or is dropped.
+            let _slot = Slot {
+                store: self.clone(),
+                alone: Some((
+                    request.log_id(),
+                    request.idempotency_key().map(str::to_owned),
+                )),
+            };
+            return self.append_single(request).await;
+        };
+        if start {
+            start_runner(self);
         }
         outcome.await.unwrap_or_else(|_| {
             Err(Error::unavailable(

@@ -8,8 +8,9 @@ use eventlogs_core::{InvalidInput, Result};
 /// when a statement finishes, everything waiting (up to [`max_requests`](Self::max_requests)
 /// requests and [`max_bytes`](Self::max_bytes) of payload) goes to the server together, as
 /// one statement and one commit, and each caller gets its own outcome. An append that arrives
-/// while fewer than [`max_statements`](Self::max_statements) statements run goes at once,
-/// alone, as it would without grouping: grouping adds no wait to an idle store.
+/// while nothing waits and fewer than [`max_statements`](Self::max_statements) statements run
+/// goes at once, alone, as it would without grouping: grouping adds no wait to a store that
+/// is not busy.
 ///
 /// Every guarantee of an append holds per request (see the store's docs): a lost race, a used
 /// idempotency key or a missing log is that request's outcome only, and a statement that fails
@@ -43,14 +44,14 @@ impl Default for AppendGrouping {
 
 impl AppendGrouping {
     /// Grouping on, with the defaults: at most 64 requests and 1 MiB of payload per statement,
-    /// and at most 2 statements in flight.
+    /// and at most 4 statements in flight, 2 of them groups.
     #[must_use]
     pub const fn new() -> Self {
         Self {
             enabled: true,
             max_requests: 64,
             max_bytes: 1 << 20,
-            max_statements: 2,
+            max_statements: 4,
         }
     }
 
@@ -78,8 +79,10 @@ impl AppendGrouping {
         self
     }
 
-    /// How many append statements may be in flight at once (at least 1). Requests that arrive
-    /// while this many run wait for the next statement.
+    /// How many append statements may be in flight at once (at least 1). Up to this many
+    /// appends go alone at once; once appends wait, they go in groups, with at most half this
+    /// many group statements (at least one) in flight, so that under load fewer, larger
+    /// groups share the server.
     #[must_use]
     pub const fn with_max_statements(mut self, max: usize) -> Self {
         self.max_statements = max;
@@ -108,6 +111,15 @@ impl AppendGrouping {
     #[must_use]
     pub const fn max_statements(&self) -> usize {
         self.max_statements
+    }
+
+    /// The most group statements in flight: half of `max_statements`, at least one.
+    pub(crate) const fn max_group_statements(&self) -> usize {
+        if self.max_statements / 2 > 1 {
+            self.max_statements / 2
+        } else {
+            1
+        }
     }
 
     /// Refuses settings that could never send a request.

@@ -100,6 +100,11 @@ async fn run(running: Running, pool: Pool) {
             continue;
         }
         let fresh = presence.filter(|(at, _)| at.elapsed() < PRESENCE_CHECK);
+        if fresh.is_some_and(|(_, listening)| !listening) {
+            // Nobody listened a moment ago: no connection is taken from the appends.
+            tokio::time::sleep(notifier.interval).await;
+            continue;
+        }
         let sent = async {
             let client = pool.get().await.map_err(|e| e.to_string())?;
             let listening = match fresh {

@@ -208,9 +208,14 @@ async fn a_killed_server_loses_no_acknowledged_append() {
     // The pool recovered: new work succeeds at once.
     let log = LogId::new();
     logs.create(&log, &Entry::of(1)).await.unwrap();
+    // The appends went through the default path, grouped.
+    let grouped = store.append_group_stats();
+    assert!(grouped.group_statements > 0, "{grouped:?}");
     eprintln!(
         "SIGKILL after {kill_after} ms: {total} acknowledged appends all present, 0 duplicated, \
-         {failures} retryable failures during the outage, slowest {slowest} ms"
+         {failures} retryable failures during the outage, slowest {slowest} ms, {} requests \
+         in {} group statements",
+        grouped.grouped_requests, grouped.group_statements
     );
     pg.stop();
 }
