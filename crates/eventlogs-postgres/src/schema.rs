@@ -123,6 +123,28 @@ END
 $do$;
 "#,
     },
+    Migration {
+        version: 6,
+        description: "the events write-order trigger runs its function only in a transaction that already has an id",
+        // Same rule as migration 5, checked first by the trigger's `WHEN`, which PostgreSQL
+        // evaluates without calling the function: an append of the library (no id yet) no
+        // longer pays for a PL/pgSQL call. A schema without the trigger (distributed) is left
+        // as it is.
+        sql: r#"
+DO $do$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_trigger
+               WHERE tgname = 'events_write_order' AND tgrelid = '{schema}.events'::regclass) THEN
+        DROP TRIGGER events_write_order ON {schema}.events;
+        CREATE TRIGGER events_write_order BEFORE INSERT ON {schema}.events
+            FOR EACH STATEMENT
+            WHEN (pg_catalog.pg_current_xact_id_if_assigned() IS NOT NULL)
+            EXECUTE FUNCTION {schema}.events_write_order();
+    END IF;
+END
+$do$;
+"#,
+    },
 ];
 
 /// The bookkeeping table every migration run creates first.
