@@ -7,6 +7,10 @@ use crate::Reduction;
 
 /// Decides whether a fresh reduction is worth caching.
 ///
+/// The manager asks only about reductions that folded at least
+/// [`min_events_per_write`](crate::LogManagerBuilder::min_events_per_write) events the cache did
+/// not hold (32 by default), so a policy narrows that rule and never widens it.
+///
 /// Any `Fn(&Reduction<A>) -> bool` is a policy:
 ///
 /// ```
@@ -28,7 +32,9 @@ where
     }
 }
 
-/// Caches every reduction (the default).
+/// Caches every reduction that passes
+/// [`min_events_per_write`](crate::LogManagerBuilder::min_events_per_write) (the default
+/// policy).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Always;
 

@@ -15,6 +15,7 @@ fn setup(timeout: Duration) -> (Arc<FakeReductionCache>, LogManager<Tally>) {
     let logs = LogManager::builder(FakeEventStore::new())
         .cache(Arc::clone(&cache))
         .cache_timeout(timeout)
+        .min_events_per_write(1)
         .build();
     (cache, logs)
 }
@@ -120,6 +121,7 @@ async fn writes_are_asynchronous_coalesced_and_bounded() {
         .cache(Arc::clone(&cache))
         .write_queue_capacity(2)
         .write_concurrency(1)
+        .min_events_per_write(1)
         .build();
     // A slow cache: reduce must not wait for writes.
     let (log, mut state) = log_of(&logs, 3).await;

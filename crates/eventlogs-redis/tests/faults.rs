@@ -66,6 +66,7 @@ fn manager(cache: &RedisReductionCache) -> LogManager<Tally> {
     LogManager::builder(FakeEventStore::new())
         .cache(cache.clone())
         .cache_timeout(TIMEOUT)
+        .min_events_per_write(1)
         .build()
 }
 

@@ -93,6 +93,7 @@ macro_rules! log_manager_suite {
             entries_of_other_versions_and_aggregates_are_never_used,
             damaged_entries_are_refolded_and_replaced,
             caching_policy_decides_what_is_written,
+            default_writes_pay_for_themselves,
             racing_appenders_have_one_winner,
             idempotent_retries_write_once,
             batches_are_atomic,

@@ -22,10 +22,14 @@ pub(crate) const CACHE_TIMEOUT: std::time::Duration = std::time::Duration::from_
 
 pub use crate::command_suite::*;
 
+/// A manager over the pair that writes every reduction that folded anything new: the suite's
+/// logs are short, and it tests what the cache holds, not when writing it pays off (see
+/// [`default_writes_pay_for_themselves`] for that).
 pub(crate) fn builder<A: Aggregate>(pair: &Pair) -> eventlogs_core::LogManagerBuilder<A> {
     LogManager::builder(Arc::clone(&pair.0))
         .cache(Arc::clone(&pair.1))
         .cache_timeout(CACHE_TIMEOUT)
+        .min_events_per_write(1)
 }
 
 fn manager<A: Aggregate>(pair: &Pair) -> LogManager<A> {
@@ -361,6 +365,73 @@ pub async fn caching_policy_decides_what_is_written(pair: Pair) {
     positive_only.reduce(&log).await.unwrap();
     positive_only.flush().await;
     assert_eq!(pair.1.get(&CacheKey::of::<Tally>(log)).await.unwrap(), None);
+}
+
+/// What the default settings write: a log only from 32 events on, and a cached reduction again
+/// only once 32 new events are behind it; a bad entry is removed whatever the log's length.
+pub async fn default_writes_pay_for_themselves(pair: Pair) {
+    let logs: LogManager<Tally> = LogManager::builder(Arc::clone(&pair.0))
+        .cache(Arc::clone(&pair.1))
+        .cache_timeout(CACHE_TIMEOUT)
+        .build();
+    let cached = |log: LogId| {
+        let cache = Arc::clone(&pair.1);
+        async move {
+            let bytes = cache.get(&CacheKey::of::<Tally>(log)).await.unwrap()?;
+            CacheEntry::<()>::peek_through_index(&bytes)
+        }
+    };
+    // 31 events: folding them costs what a hit costs; never written.
+    let amounts: Vec<i64> = (1..=31).collect();
+    let (short, state) = log_of(&logs, &amounts).await;
+    logs.reduce(&short).await.unwrap();
+    logs.flush().await;
+    assert_eq!(cached(short).await, None, "a 31-event log is not written");
+    // The 32nd event makes the fold worth a write.
+    let state = logs.append(&state, &Entry::of(32)).await.unwrap();
+    let r = logs.reduce(&short).await.unwrap();
+    assert_eq!((r.cache, r.events_read), (CacheOutcome::Miss, 32));
+    logs.flush().await;
+    assert_eq!(cached(short).await, Some(31));
+    // 31 new events behind the entry: read beyond it, not written again.
+    let more: Vec<Entry> = (33..=63).map(Entry::of).collect();
+    let state = logs.append_with(&state, &more, &none()).await.unwrap();
+    let r = logs.reduce(&short).await.unwrap();
+    assert_eq!(
+        (r.cache, r.events_read, r.through_index),
+        (CacheOutcome::Hit, 32, 62)
+    );
+    assert_true(&pair, &r).await;
+    logs.flush().await;
+    assert_eq!(
+        cached(short).await,
+        Some(31),
+        "31 new events are not worth a write"
+    );
+    // The 32nd new event is.
+    logs.append(&state, &Entry::of(64)).await.unwrap();
+    let r = logs.reduce(&short).await.unwrap();
+    assert_eq!(
+        (r.cache, r.events_read, r.through_index),
+        (CacheOutcome::Hit, 33, 63)
+    );
+    logs.flush().await;
+    assert_eq!(cached(short).await, Some(63));
+    let r = logs.reduce(&short).await.unwrap();
+    assert_eq!((r.cache, r.events_read), (CacheOutcome::Hit, 1));
+    assert_true(&pair, &r).await;
+
+    // A damaged entry of a short log is removed, though the log is not worth a write.
+    let (tiny, _) = log_of(&logs, &[1, 2, 3]).await;
+    let key = CacheKey::of::<Tally>(tiny);
+    poison(&pair.1, &key, b"not an entry").await;
+    let r = logs.reduce(&tiny).await.unwrap();
+    assert_eq!(r.cache, CacheOutcome::Corrupt);
+    assert_true(&pair, &r).await;
+    logs.flush().await;
+    assert_eq!(pair.1.get(&key).await.unwrap(), None);
+    let r = logs.reduce(&tiny).await.unwrap();
+    assert_eq!((r.cache, r.events_read), (CacheOutcome::Miss, 3));
 }
 
 pub async fn racing_appenders_have_one_winner(pair: Pair) {

@@ -34,8 +34,13 @@ pub struct LogManagerBuilder<A: Aggregate> {
     retry: RetryPolicy,
     queue_capacity: usize,
     write_concurrency: usize,
+    min_events_per_write: u64,
     _aggregate: PhantomData<fn() -> A>,
 }
+
+/// Default of [`LogManagerBuilder::min_events_per_write`], from the benchmarks (see the
+/// README's cache section): below it, a write costs more than the reads it spares.
+const DEFAULT_MIN_EVENTS_PER_WRITE: u64 = 32;
 
 /// Whether an aggregate name can sit in a cache key unambiguously.
 const fn valid_name(name: &str) -> bool {
@@ -75,6 +80,7 @@ impl<A: Aggregate> LogManagerBuilder<A> {
             retry: RetryPolicy::default(),
             queue_capacity: 10_000,
             write_concurrency: 8,
+            min_events_per_write: DEFAULT_MIN_EVENTS_PER_WRITE,
             _aggregate: PhantomData,
         }
     }
@@ -86,10 +92,46 @@ impl<A: Aggregate> LogManagerBuilder<A> {
         self
     }
 
-    /// Which reductions to cache (default: [`Always`]).
+    /// Which reductions to cache (default: [`Always`]), among those that pass
+    /// [`min_events_per_write`](Self::min_events_per_write).
     #[must_use]
     pub fn caching_policy(mut self, policy: impl CachingPolicy<A>) -> Self {
         self.policy = Box::new(policy);
+        self
+    }
+
+    /// Writes a reduction to the cache only when it folded at least `events` events that the
+    /// cache did not hold (default 32): on a miss, the whole log; on a hit, the events after the
+    /// cached one. `1` writes every reduction that folded anything new (the rule before this
+    /// setting existed); `0` is taken as `1`.
+    ///
+    /// A write costs a Redis call in the background and server time; it pays for itself only
+    /// when it spares later reads more events than that. So logs shorter than `events` are never
+    /// written (folding them costs about what a cache hit costs), and a cached reduction is
+    /// refreshed once `events` new events have piled up behind it, so a read never folds more
+    /// than `events - 1` events beyond the cache for want of a write. The
+    /// [caching policy](Self::caching_policy) is asked only about reductions that pass this rule.
+    ///
+    /// ```
+    /// # use eventlogs_core::*;
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Default, Serialize, Deserialize)] struct Counter(u64);
+    /// # impl Aggregate for Counter {
+    /// #     type Event = u64; const NAME: &'static str = "counter"; const VERSION: u32 = 1;
+    /// #     fn apply(&mut self, r: &EventRecord<u64>) { self.0 += r.event; }
+    /// # }
+    /// # fn demo(store: impl EventStore, cache: impl ReductionCache) {
+    /// // Aggregates whose every event is costly to fold: cache from the 4th event on, and
+    /// // refresh the entry every 4 events.
+    /// let logs = LogManager::<Counter>::builder(store)
+    ///     .cache(cache)
+    ///     .min_events_per_write(4)
+    ///     .build();
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn min_events_per_write(mut self, events: u64) -> Self {
+        self.min_events_per_write = events.max(1);
         self
     }
 
@@ -141,6 +183,7 @@ impl<A: Aggregate> LogManagerBuilder<A> {
                 cache,
                 counters,
                 timeout: self.cache_timeout,
+                min_events_per_write: self.min_events_per_write,
             }
         });
         LogManager {

@@ -40,6 +40,8 @@ struct CacheLink {
     counters: Arc<stats::Counters>,
     timeout: Duration,
     max_entry_bytes: usize,
+    /// The fewest new events a reduction must have folded to be written.
+    min_events_per_write: u64,
 }
 
 impl<A: Aggregate> Clone for LogManager<A> {

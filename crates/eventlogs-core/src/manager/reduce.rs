@@ -154,13 +154,16 @@ impl<A: Aggregate> LogManager<A> {
         )
     }
 
-    /// Hands a reduction that folded new events (or replaces a bad entry) to the writer.
+    /// Hands a reduction to the writer when the write pays for itself (it folded at least
+    /// `min_events_per_write` events the cache did not hold, and the policy agrees), and a bad
+    /// entry's removal whatever the reduction.
     fn write_back(&self, key: &CacheKey, reduction: &Reduction<A>, purge: bool) {
         let Some(link) = &self.inner.cache else {
             return;
         };
-        let folded_new = reduction.cache != CacheOutcome::Hit || reduction.events_read > 1;
-        let entry = if folded_new && self.inner.policy.should_cache(reduction) {
+        let entry = if new_events(reduction) >= link.min_events_per_write
+            && self.inner.policy.should_cache(reduction)
+        {
             encode(link, key, reduction)
         } else {
             None
@@ -168,6 +171,15 @@ impl<A: Aggregate> LogManager<A> {
         if entry.is_some() || purge {
             link.writer.submit(key.clone(), Job { purge, entry });
         }
+    }
+}
+
+/// How many events `reduction` folded beyond what the cache held: on a hit, the events read
+/// after the one that confirmed the entry; otherwise every event read (from index 0).
+fn new_events<A>(reduction: &Reduction<A>) -> u64 {
+    match reduction.cache {
+        CacheOutcome::Hit => reduction.events_read.saturating_sub(1),
+        _ => reduction.events_read,
     }
 }
 
