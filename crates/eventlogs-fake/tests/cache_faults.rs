@@ -16,6 +16,7 @@ fn setup(timeout: Duration) -> (Arc<FakeReductionCache>, LogManager<Tally>) {
         .cache(Arc::clone(&cache))
         .cache_timeout(timeout)
         .min_events_per_write(1)
+        .cache_reads(eventlogs_core::CacheReads::Always)
         .build();
     (cache, logs)
 }
@@ -122,6 +123,7 @@ async fn writes_are_asynchronous_coalesced_and_bounded() {
         .write_queue_capacity(2)
         .write_concurrency(1)
         .min_events_per_write(1)
+        .cache_reads(eventlogs_core::CacheReads::Always)
         .build();
     // A slow cache: reduce must not wait for writes.
     let (log, mut state) = log_of(&logs, 3).await;

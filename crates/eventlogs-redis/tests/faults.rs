@@ -67,6 +67,7 @@ fn manager(cache: &RedisReductionCache) -> LogManager<Tally> {
         .cache(cache.clone())
         .cache_timeout(TIMEOUT)
         .min_events_per_write(1)
+        .cache_reads(eventlogs_core::CacheReads::Always)
         .build()
 }
 

@@ -94,6 +94,7 @@ macro_rules! log_manager_suite {
             damaged_entries_are_refolded_and_replaced,
             caching_policy_decides_what_is_written,
             default_writes_pay_for_themselves,
+            default_reads_stop_when_they_do_not_pay,
             racing_appenders_have_one_winner,
             idempotent_retries_write_once,
             batches_are_atomic,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use eventlogs_core::{
     backend::{CacheEntry, CacheKey},
-    Aggregate, AppendOptions, CacheOutcome, Error, EventStore, InvalidInput, LogId,
+    Aggregate, AppendOptions, CacheOutcome, CacheReads, Error, EventStore, InvalidInput, LogId,
     LogLengthPolicy, LogManager, LogState, Never, Reduction, ReductionCache, Timestamp,
 };
 use futures::TryStreamExt;
@@ -22,14 +22,16 @@ pub(crate) const CACHE_TIMEOUT: std::time::Duration = std::time::Duration::from_
 
 pub use crate::command_suite::*;
 
-/// A manager over the pair that writes every reduction that folded anything new: the suite's
-/// logs are short, and it tests what the cache holds, not when writing it pays off (see
-/// [`default_writes_pay_for_themselves`] for that).
+/// A manager over the pair that writes every reduction that folded anything new and reads the
+/// cache on every reduce: the suite's logs are short, and it tests what the cache holds, not
+/// when writing or reading it pays off (see [`default_writes_pay_for_themselves`] and
+/// [`default_reads_stop_when_they_do_not_pay`] for that).
 pub(crate) fn builder<A: Aggregate>(pair: &Pair) -> eventlogs_core::LogManagerBuilder<A> {
     LogManager::builder(Arc::clone(&pair.0))
         .cache(Arc::clone(&pair.1))
         .cache_timeout(CACHE_TIMEOUT)
         .min_events_per_write(1)
+        .cache_reads(CacheReads::Always)
 }
 
 fn manager<A: Aggregate>(pair: &Pair) -> LogManager<A> {
@@ -433,6 +435,65 @@ pub async fn default_writes_pay_for_themselves(pair: Pair) {
     let r = logs.reduce(&tiny).await.unwrap();
     assert_eq!((r.cache, r.events_read), (CacheOutcome::Miss, 3));
 }
+
+/// By default the cache is asked only while its answers pay: after dozens of misses on logs too
+/// short to be cached, one reduce in 16 asks; a hit that spares a long log brings reads back.
+pub async fn default_reads_stop_when_they_do_not_pay(pair: Pair) {
+    let logs: LogManager<Tally> = LogManager::builder(Arc::clone(&pair.0))
+        .cache(Arc::clone(&pair.1))
+        .cache_timeout(CACHE_TIMEOUT)
+        .build();
+    let mut outcomes = Vec::new();
+    for _ in 0..80 {
+        let (log, _) = log_of(&logs, &[1, 2, 3]).await;
+        let r = logs.reduce(&log).await.unwrap();
+        assert_eq!(r.aggregate.sum, 6);
+        assert_true(&pair, &r).await;
+        outcomes.push(r.cache);
+    }
+    // A fresh manager asks through its first few dozen misses...
+    assert!(
+        outcomes[..40].iter().all(|o| *o == CacheOutcome::Miss),
+        "{outcomes:?}"
+    );
+    // ...then one reduce in 16.
+    let asked = outcomes[48..]
+        .iter()
+        .filter(|o| **o == CacheOutcome::Miss)
+        .count();
+    assert!((1..=3).contains(&asked), "{outcomes:?}");
+    assert!(outcomes[48..]
+        .iter()
+        .all(|o| matches!(o, CacheOutcome::Miss | CacheOutcome::Skipped)));
+    assert!(logs.cache_stats().skipped_reads >= 28);
+
+    // A long log is written all the same (a skipped read folds it from 0), and once a probe
+    // finds it, reads pay again.
+    let events: Vec<Entry> = (0..600).map(Entry::of).collect();
+    let long = LogId::new();
+    logs.create_with(&long, &events, &none()).await.unwrap();
+    let r = logs.reduce(&long).await.unwrap();
+    assert_true(&pair, &r).await;
+    logs.flush().await;
+    let mut found = false;
+    for _ in 0..=crate::manager_suite::PROBE_EVERY {
+        let r = logs.reduce(&long).await.unwrap();
+        assert_true(&pair, &r).await;
+        if r.cache == CacheOutcome::Hit {
+            assert_eq!(r.events_read, 1);
+            found = true;
+            break;
+        }
+        assert_eq!(r.cache, CacheOutcome::Skipped);
+    }
+    assert!(found, "a probe within 16 reduces finds the entry");
+    let (short, _) = log_of(&logs, &[1]).await;
+    assert_eq!(logs.reduce(&short).await.unwrap().cache, CacheOutcome::Miss);
+    assert_eq!(logs.reduce(&long).await.unwrap().cache, CacheOutcome::Hit);
+}
+
+/// How often an adaptive manager asks the cache while reads do not pay (one reduce in this many).
+const PROBE_EVERY: usize = 16;
 
 pub async fn racing_appenders_have_one_winner(pair: Pair) {
     let logs = manager::<Tally>(&pair);

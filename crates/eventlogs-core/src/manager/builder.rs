@@ -4,8 +4,10 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{stats::Counters, writer::Writer, CacheLink, Inner, LogManager};
-use crate::{Aggregate, Always, CachingPolicy, EventStore, ReductionCache, RetryPolicy};
+use super::{read_gate::ReadGate, stats::Counters, writer::Writer, CacheLink, Inner, LogManager};
+use crate::{
+    Aggregate, Always, CacheReads, CachingPolicy, EventStore, ReductionCache, RetryPolicy,
+};
 
 /// Configures a [`LogManager`]. Every setting has a default; only the store is required. The
 /// cache entry size limit is the cache's own ([`ReductionCache::max_entry_bytes`]).
@@ -35,6 +37,7 @@ pub struct LogManagerBuilder<A: Aggregate> {
     queue_capacity: usize,
     write_concurrency: usize,
     min_events_per_write: u64,
+    cache_reads: CacheReads,
     _aggregate: PhantomData<fn() -> A>,
 }
 
@@ -81,6 +84,7 @@ impl<A: Aggregate> LogManagerBuilder<A> {
             queue_capacity: 10_000,
             write_concurrency: 8,
             min_events_per_write: DEFAULT_MIN_EVENTS_PER_WRITE,
+            cache_reads: CacheReads::Adaptive,
             _aggregate: PhantomData,
         }
     }
@@ -135,6 +139,18 @@ impl<A: Aggregate> LogManagerBuilder<A> {
         self
     }
 
+    /// When `reduce` asks the cache (default: [`CacheReads::Adaptive`], only while its answers
+    /// spare, on average, at least [`min_events_per_write`](Self::min_events_per_write) events
+    /// of folding; [`CacheReads::Always`] asks every time).
+    ///
+    /// A read is a round trip before the store's; where logs are too short to be cached it can
+    /// only cost, so the adaptive rule asks on one reduce in 16 until reads pay again.
+    #[must_use]
+    pub fn cache_reads(mut self, reads: CacheReads) -> Self {
+        self.cache_reads = reads;
+        self
+    }
+
     /// The deadline of each cache read and write (default 50 ms). A read that passes it is a
     /// miss, so it bounds how much a slow cache can delay `reduce`.
     #[must_use]
@@ -184,6 +200,7 @@ impl<A: Aggregate> LogManagerBuilder<A> {
                 counters,
                 timeout: self.cache_timeout,
                 min_events_per_write: self.min_events_per_write,
+                reads: ReadGate::new(self.cache_reads, self.min_events_per_write),
             }
         });
         LogManager {

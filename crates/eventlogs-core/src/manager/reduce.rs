@@ -54,10 +54,17 @@ impl<A: Aggregate> LogManager<A> {
     async fn try_reduce(&self, log_id: LogId) -> Result<Reduction<A>> {
         let key = CacheKey::of::<A>(log_id);
         let (cached, mut outcome) = match &self.inner.cache {
-            Some(link) => read_cache::<A>(link, &key).await,
+            Some(link) if link.reads.should_read() => read_cache::<A>(link, &key).await,
+            Some(link) => {
+                bump(&link.counters.skipped_reads);
+                tracing::debug!(key = %key, "cache not asked: recent reads did not pay");
+                (None, CacheOutcome::Skipped)
+            }
             None => (None, CacheOutcome::Disabled),
         };
         if let Some(entry) = cached {
+            // What the read spares when the store confirms it: every event before the cached one.
+            let spared = u64::from(entry.through_index);
             let start = Start {
                 from: entry.through_index,
                 confirm: Some((entry.through_index, entry.fingerprint, entry.reduced_at)),
@@ -67,6 +74,7 @@ impl<A: Aggregate> LogManager<A> {
             if let Some(reduction) = self.fold(log_id, start, CacheOutcome::Hit).await? {
                 if let Some(link) = &self.inner.cache {
                     bump(&link.counters.hits);
+                    link.reads.record(spared);
                 }
                 self.write_back(&key, &reduction, false);
                 return Ok(reduction);
@@ -75,6 +83,12 @@ impl<A: Aggregate> LogManager<A> {
             if let Some(link) = &self.inner.cache {
                 bump(&link.counters.stale);
                 tracing::info!(key = %key, "cached reduction not confirmed by the store; folding from index 0");
+            }
+        }
+        if let Some(link) = &self.inner.cache {
+            if outcome != CacheOutcome::Skipped {
+                // A miss, an unusable entry or a failure: the read spared nothing.
+                link.reads.record(0);
             }
         }
         let start = Start {
