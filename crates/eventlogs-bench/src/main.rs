@@ -1,6 +1,7 @@
 //! `eventlogs-bench`: every scenario of `cargo xtask bench`, printed as one markdown table.
 
 mod by_hand;
+mod cache_commands;
 mod catch_up;
 mod citus;
 mod commands;
@@ -52,7 +53,7 @@ fn args() -> Result<Args, String> {
             other => {
                 return Err(format!(
                     "unknown argument {other} (--seconds N, --out FILE, --big-log N, \
-                     --only creates|appends|by-hand|subscriber|stalls|catch-up|warm|cold|long-log|contention|commands|citus)"
+                     --only creates|appends|by-hand|subscriber|stalls|catch-up|warm|cold|long-log|contention|commands|cache|citus)"
                 ))
             }
         }
@@ -119,6 +120,9 @@ async fn all(env: &Env, args: &Args) -> Result<String, String> {
     }
     if wanted("commands") {
         commands::commands(env, seconds, &mut rows).await?;
+    }
+    if wanted("cache") {
+        cache_commands::cache_commands(env, seconds, &mut rows).await?;
     }
     if wanted("citus") {
         citus::citus(env, seconds, &mut rows).await?;
