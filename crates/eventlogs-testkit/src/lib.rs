@@ -16,6 +16,8 @@
 #[cfg(feature = "suites")]
 pub mod aggregates;
 #[cfg(feature = "suites")]
+pub mod cache_cost_suite;
+#[cfg(feature = "suites")]
 pub mod cache_suite;
 #[cfg(feature = "suites")]
 pub mod command_suite;
