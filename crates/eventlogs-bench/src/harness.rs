@@ -76,19 +76,47 @@ pub(crate) async fn alternate(
     library: &Workload,
     raw: &Workload,
 ) -> (Sample, Sample) {
+    let (lib, base, _) = alternate_rounds(concurrency, duration, rounds, library, raw).await;
+    (lib, base)
+}
+
+/// [`alternate`], also returning each round's throughput ratio (library over raw, operations
+/// per second), whose median a burst of load on one slice cannot move much.
+pub(crate) async fn alternate_rounds(
+    concurrency: usize,
+    duration: Duration,
+    rounds: u32,
+    library: &Workload,
+    raw: &Workload,
+) -> (Sample, Sample, Vec<f64>) {
     let slice = duration / rounds.max(1);
     let (mut lib, mut base) = (Sample::default(), Sample::default());
+    let mut ratios = Vec::with_capacity(rounds.max(1) as usize);
     for round in 0..rounds.max(1) {
         // Alternate which side goes first as well.
-        if round % 2 == 0 {
-            base.merge(run_workload(concurrency, slice, raw).await);
-            lib.merge(run_workload(concurrency, slice, library).await);
+        let (l, b) = if round % 2 == 0 {
+            let b = run_workload(concurrency, slice, raw).await;
+            (run_workload(concurrency, slice, library).await, b)
         } else {
-            lib.merge(run_workload(concurrency, slice, library).await);
-            base.merge(run_workload(concurrency, slice, raw).await);
-        }
+            let l = run_workload(concurrency, slice, library).await;
+            (l, run_workload(concurrency, slice, raw).await)
+        };
+        ratios.push(l.ops_per_sec() / b.ops_per_sec().max(1e-9));
+        lib.merge(l);
+        base.merge(b);
     }
-    (lib, base)
+    (lib, base, ratios)
+}
+
+/// The median of `values` (0 for none).
+pub(crate) fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    match sorted.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
 }
 
 /// Runs `op(worker, iteration)` on `concurrency` workers for `duration`. Each call returns the

@@ -2,6 +2,7 @@
 
 mod breakdown;
 mod by_hand;
+mod cache_commands;
 mod catch_up;
 mod citus;
 mod commands;
@@ -54,7 +55,7 @@ fn args() -> Result<Args, String> {
             other => {
                 return Err(format!(
                     "unknown argument {other} (--seconds N, --out FILE, --big-log N, \
-                     --only creates|appends|group|breakdown|by-hand|subscriber|stalls|catch-up|warm|cold|long-log|contention|commands|citus)"
+                     --only creates|appends|group|breakdown|by-hand|subscriber|stalls|catch-up|warm|cold|long-log|contention|commands|cache|citus)"
                 ))
             }
         }
@@ -128,6 +129,9 @@ async fn all(env: &Env, args: &Args) -> Result<String, String> {
     }
     if wanted("commands") {
         commands::commands(env, seconds, &mut rows).await?;
+    }
+    if wanted("cache") {
+        cache_commands::cache_commands(env, seconds, &mut rows).await?;
     }
     if wanted("citus") {
         citus::citus(env, seconds, &mut rows).await?;

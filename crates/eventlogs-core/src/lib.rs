@@ -35,7 +35,7 @@ pub use limits::Limits;
 pub use log_id::{LogId, ParseLogIdError};
 pub use manager::{CacheStats, Executed, LogManager, LogManagerBuilder};
 pub use options::AppendOptions;
-pub use policy::{Always, CachingPolicy, LogAgePolicy, LogLengthPolicy, Never};
+pub use policy::{Always, CacheReads, CachingPolicy, LogAgePolicy, LogLengthPolicy, Never};
 pub use record::EventRecord;
 pub use reduction::{CacheOutcome, Reduction};
 pub use retry::RetryPolicy;

@@ -7,6 +7,10 @@ use crate::Reduction;
 
 /// Decides whether a fresh reduction is worth caching.
 ///
+/// The manager asks only about reductions that folded at least
+/// [`min_events_per_write`](crate::LogManagerBuilder::min_events_per_write) events the cache did
+/// not hold (32 by default), so a policy narrows that rule and never widens it.
+///
 /// Any `Fn(&Reduction<A>) -> bool` is a policy:
 ///
 /// ```
@@ -28,7 +32,9 @@ where
     }
 }
 
-/// Caches every reduction (the default).
+/// Caches every reduction that passes
+/// [`min_events_per_write`](crate::LogManagerBuilder::min_events_per_write) (the default
+/// policy).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Always;
 
@@ -36,6 +42,41 @@ impl<A> CachingPolicy<A> for Always {
     fn should_cache(&self, _: &Reduction<A>) -> bool {
         true
     }
+}
+
+/// When [`reduce`](crate::LogManager::reduce) asks the cache
+/// ([`LogManagerBuilder::cache_reads`](crate::LogManagerBuilder::cache_reads)).
+///
+/// ```
+/// # use eventlogs_core::*;
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(Default, Serialize, Deserialize)] struct Counter(u64);
+/// # impl Aggregate for Counter {
+/// #     type Event = u64; const NAME: &'static str = "counter"; const VERSION: u32 = 1;
+/// #     fn apply(&mut self, r: &EventRecord<u64>) { self.0 += r.event; }
+/// # }
+/// # fn demo(store: impl EventStore, cache: impl ReductionCache) {
+/// // Ask the cache on every reduce, even when its answers spare nothing.
+/// let logs = LogManager::<Counter>::builder(store)
+///     .cache(cache)
+///     .cache_reads(CacheReads::Always)
+///     .build();
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CacheReads {
+    /// Ask the cache while its answers pay for the round trip (the default): while recent reads
+    /// spared, on average, at least
+    /// [`min_events_per_write`](crate::LogManagerBuilder::min_events_per_write) events of
+    /// folding each. Otherwise (logs too short to be cached, a cold or failing cache) ask on one
+    /// reduce in 16, which keeps the average up to date, and fold the others from index 0
+    /// without a round trip ([`CacheOutcome::Skipped`](crate::CacheOutcome::Skipped)). A new
+    /// manager reads the cache for its first few dozen reduces whatever they find.
+    #[default]
+    Adaptive,
+    /// Ask the cache on every reduce.
+    Always,
 }
 
 /// Caches nothing.

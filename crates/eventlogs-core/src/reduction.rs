@@ -14,6 +14,9 @@ pub enum CacheOutcome {
     Hit,
     /// The cache held nothing for the log.
     Miss,
+    /// The cache was not asked, because recent reads spared fewer events than they cost (see
+    /// [`CacheReads::Adaptive`](crate::CacheReads::Adaptive)); folded from index 0.
+    Skipped,
     /// The cache failed or timed out; treated as a miss.
     Failed,
     /// The cached entry could not be decoded, or belongs to another key; refolded from 0.

@@ -15,6 +15,8 @@ fn setup(timeout: Duration) -> (Arc<FakeReductionCache>, LogManager<Tally>) {
     let logs = LogManager::builder(FakeEventStore::new())
         .cache(Arc::clone(&cache))
         .cache_timeout(timeout)
+        .min_events_per_write(1)
+        .cache_reads(eventlogs_core::CacheReads::Always)
         .build();
     (cache, logs)
 }
@@ -120,6 +122,8 @@ async fn writes_are_asynchronous_coalesced_and_bounded() {
         .cache(Arc::clone(&cache))
         .write_queue_capacity(2)
         .write_concurrency(1)
+        .min_events_per_write(1)
+        .cache_reads(eventlogs_core::CacheReads::Always)
         .build();
     // A slow cache: reduce must not wait for writes.
     let (log, mut state) = log_of(&logs, 3).await;

@@ -14,7 +14,7 @@ use tracing::Instrument;
 
 use crate::config::{RedisCacheConfig, RedisCacheOptions};
 use crate::error::{from_fred, timeout, unexpected_reply};
-use crate::script::{GET_SCRIPT, PUT_SCRIPT};
+use crate::script::{read_reply, GET_SCRIPT, PUT_SCRIPT};
 use crate::stats::{bump, Counters, RedisCacheStats};
 use crate::RedisReductionCacheBuilder;
 
@@ -22,11 +22,11 @@ use crate::RedisReductionCacheBuilder;
 ///
 /// - Keys are `{key_prefix}:{aggregate}:v{version}:{log_id}` ([`redis_key`](Self::redis_key)).
 /// - `put` is one Lua compare-and-set on the entry header's `through_index`, with the
-///   optional TTL; `get` is one `GETRANGE` reading at most `max_entry_bytes + 1` bytes
-///   (only when that finds nothing, a Lua script tells a missing key from an empty or
-///   foreign value, atomically); `delete` is `DEL`. Scripts run by hash (`EVALSHA`) and are
-///   resent only when a server does not know them. Every command touches one key, so Redis
-///   Cluster works.
+///   optional TTL; `get` is one Lua script, one round trip, that reads at most
+///   `max_entry_bytes + 1` bytes (`GETRANGE`) and tells a missing key (a miss) from an empty
+///   value or a key of another type (an unusable entry, replaced by the next write),
+///   atomically; `delete` is `DEL`. Scripts run by hash (`EVALSHA`) and are resent only when
+///   a server does not know them. Every command touches one key, so Redis Cluster works.
 /// - Every call has a deadline ([`RedisCacheOptions::timeout`]) and fails fast while Redis
 ///   is unreachable: [`Error::Timeout`] or [`Error::Unavailable`], both retryable and
 ///   both a miss for the `LogManager`. The client reconnects by itself.
@@ -238,33 +238,6 @@ impl RedisReductionCache {
     }
 }
 
-/// Whether a `GETRANGE` reply holds no bytes (no key, or an empty value).
-fn is_empty(reply: &Value) -> bool {
-    match reply {
-        Value::Null => true,
-        Value::Bytes(bytes) => bytes.is_empty(),
-        Value::String(text) => text.is_empty(),
-        _ => false,
-    }
-}
-
-/// A `WRONGTYPE` reply: the key holds something other than a string.
-fn is_wrong_type(error: &fred::error::Error) -> bool {
-    error.details().starts_with("WRONGTYPE")
-}
-
-/// The bytes of a bulk reply, `None` for nil.
-fn bytes_of(operation: &'static str, reply: Value) -> Result<Option<Vec<u8>>> {
-    match reply {
-        // RESP3 turns the script's `false` into a boolean.
-        Value::Null | Value::Boolean(false) => Ok(None),
-        // Without a copy when the reply buffer is not shared.
-        Value::Bytes(bytes) => Ok(Some(Vec::from(bytes))),
-        Value::String(text) => Ok(Some(Vec::from(text.into_inner()))),
-        other => Err(unexpected_reply(operation, &other.kind())),
-    }
-}
-
 #[async_trait]
 impl ReductionCache for RedisReductionCache {
     fn max_entry_bytes(&self) -> usize {
@@ -277,36 +250,21 @@ impl ReductionCache for RedisReductionCache {
         async {
             let inner = &*self.inner;
             let client = inner.pool.with_options(&inner.command);
-            let read = async {
-                // The common case, a stored entry: one plain command reading at most
-                // `max_entry_bytes + 1` bytes.
-                match client
-                    .getrange::<Value, _>(redis_key.as_str(), 0, inner.options.max_entry_bytes)
-                    .await
-                {
-                    Ok(reply) if !is_empty(&reply) => Ok(reply),
-                    Err(error) if !is_wrong_type(&error) => Err(error),
-                    // No key, an empty value or a key of another type: the script tells them
-                    // apart atomically (nil for no key, else an empty value, read as corrupt).
-                    _ => {
-                        GET_SCRIPT
-                            .run(&client, &redis_key, std::slice::from_ref(&inner.read_end))
-                            .await
-                    }
-                }
-            };
+            // One round trip whatever the key holds: the script reads at most
+            // `max_entry_bytes + 1` bytes and tells a missing key from an empty or foreign one.
+            let read = GET_SCRIPT.run(&client, &redis_key, std::slice::from_ref(&inner.read_end));
             let reply = self.call(GET, read).await?;
-            let found = bytes_of(GET, reply).inspect_err(|_| bump(&inner.counters.errors))?;
+            let found = read_reply(GET, reply, inner.options.max_entry_bytes)
+                .inspect_err(|_| bump(&inner.counters.errors))?;
             match found {
-                Some(mut bytes) => {
-                    // The server never returns more; this keeps the bound whatever it does.
-                    bytes.truncate(inner.options.max_entry_bytes + 1);
+                Some(bytes) => {
                     bump(&inner.counters.hits);
                     tracing::debug!(size = bytes.len(), "found");
                     Ok(Some(bytes))
                 }
                 None => {
                     bump(&inner.counters.misses);
+                    tracing::debug!("no entry");
                     Ok(None)
                 }
             }

@@ -8,11 +8,14 @@
 use std::sync::LazyLock;
 
 use eventlogs_core::backend::{CACHE_FORMAT, CACHE_HEADER_LEN, THROUGH_INDEX_OFFSET};
+use eventlogs_core::Error;
 use fred::error::Error as FredError;
 use fred::interfaces::ClientLike;
 use fred::types::scripts::Script;
 use fred::types::{ClusterHash, CustomCommand, Value};
 use fred::util::redis_keyslot;
+
+use crate::error::unexpected_reply;
 
 /// The magic and format version that start an entry header (see `eventlogs_core::backend::CacheEntry`),
 /// as a Lua string literal.
@@ -20,12 +23,14 @@ fn header_start_lua() -> String {
     format!("'ELR\\{}'", CACHE_FORMAT)
 }
 
-/// `get` when a plain `GETRANGE` read nothing or hit a key of another type:
-/// `KEYS[1]`, `ARGV[1]` = the last byte offset to read (`max_entry_bytes`).
+/// `get`, in one round trip: `KEYS[1]`, `ARGV[1]` = the last byte offset to read
+/// (`max_entry_bytes`).
 ///
-/// Returns nil when the key does not exist, else at most `ARGV[1] + 1` bytes of the value
-/// (`GETRANGE` never reads the rest). A key of another type reads as an empty value, which
-/// the decoder refuses, so it is treated as a corrupt entry and replaced.
+/// Returns nil when the key does not exist (a miss), else at most `ARGV[1] + 1` bytes of the
+/// value (`GETRANGE` never reads the rest, so an oversized value reads as `max_entry_bytes + 1`
+/// bytes, which the decoder refuses). A key of another type reads as an empty value, which the
+/// decoder refuses too: both are unusable entries, removed and replaced by the next write.
+/// Atomic, so a key written between the read and the existence check cannot blur the answer.
 const GET: &str = r"
 local value = redis.pcall('GETRANGE', KEYS[1], 0, ARGV[1])
 if type(value) == 'table' then
@@ -39,6 +44,25 @@ if value == '' and redis.call('EXISTS', KEYS[1]) == 0 then
 end
 return value
 ";
+
+/// What the `get` script's reply says: `None` for no key, else the bytes read, never more
+/// than `max_entry_bytes + 1` whatever the server sent.
+pub(crate) fn read_reply(
+    operation: &'static str,
+    reply: Value,
+    max_entry_bytes: usize,
+) -> Result<Option<Vec<u8>>, Error> {
+    let mut bytes = match reply {
+        // RESP3 turns the script's `false` into a boolean, RESP2 into nil.
+        Value::Null | Value::Boolean(false) => return Ok(None),
+        // Without a copy when the reply buffer is not shared.
+        Value::Bytes(bytes) => Vec::from(bytes),
+        Value::String(text) => Vec::from(text.into_inner()),
+        other => return Err(unexpected_reply(operation, &other.kind())),
+    };
+    bytes.truncate(max_entry_bytes.saturating_add(1));
+    Ok(Some(bytes))
+}
 
 /// `put`: `KEYS[1]`, `ARGV[1]` = `through_index`, `ARGV[2]` = the entry, `ARGV[3]` = TTL in
 /// milliseconds (`0`: none).
@@ -79,7 +103,7 @@ pub(crate) struct LuaScript {
     source: Value,
 }
 
-/// The two scripts of the cache, hashed once per process.
+/// The two scripts of the cache, hashed once per process. See [`GET`].
 pub(crate) static GET_SCRIPT: LazyLock<LuaScript> = LazyLock::new(|| LuaScript::new(GET.into()));
 /// See [`put_source`].
 pub(crate) static PUT_SCRIPT: LazyLock<LuaScript> = LazyLock::new(|| LuaScript::new(put_source()));
@@ -185,5 +209,45 @@ mod tests {
         );
         assert_eq!(PUT_SCRIPT.sha1().len(), 40);
         assert_ne!(PUT_SCRIPT.sha1(), GET_SCRIPT.sha1());
+    }
+
+    #[test]
+    fn read_replies_decode_to_a_miss_or_bounded_bytes() {
+        assert_eq!(read_reply("get", Value::Null, 10).unwrap(), None);
+        assert_eq!(read_reply("get", Value::Boolean(false), 10).unwrap(), None);
+        assert_eq!(
+            read_reply("get", Value::Bytes(b"".to_vec().into()), 10).unwrap(),
+            Some(vec![])
+        );
+        assert_eq!(
+            read_reply("get", Value::Bytes(b"abc".to_vec().into()), 10).unwrap(),
+            Some(b"abc".to_vec())
+        );
+        assert_eq!(
+            read_reply("get", Value::from("abc"), 10).unwrap(),
+            Some(b"abc".to_vec())
+        );
+        // A server that sends more than it was asked for is cut at the bound.
+        let big = Value::Bytes(vec![7u8; 100].into());
+        assert_eq!(read_reply("get", big, 10).unwrap().unwrap().len(), 11);
+        assert_eq!(
+            read_reply("get", Value::Bytes(vec![7u8; 3].into()), usize::MAX)
+                .unwrap()
+                .unwrap()
+                .len(),
+            3
+        );
+        for odd in [
+            Value::Integer(1),
+            Value::Boolean(true),
+            Value::Array(vec![]),
+        ] {
+            let error = read_reply("get", odd, 10).unwrap_err();
+            assert_eq!(
+                error.kind(),
+                eventlogs_core::ErrorKind::Unavailable,
+                "{error}"
+            );
+        }
     }
 }

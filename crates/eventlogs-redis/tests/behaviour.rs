@@ -122,6 +122,69 @@ async fn stats_count_every_call() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_read_tells_every_kind_of_value_apart() {
+    let Some(url) = redis_url() else { return };
+    const MAX: usize = 64;
+    let cache = RedisReductionCache::builder(&url)
+        .key_prefix(prefix())
+        .max_entry_bytes(MAX)
+        .build()
+        .await
+        .unwrap();
+    let at = |k: &CacheKey| cache.redis_key(k).into_bytes();
+
+    // No key: a miss.
+    let missing = key();
+    assert_eq!(cache.get(&missing).await.unwrap(), None);
+    // An empty value: bytes (none), which the decoder refuses, so the entry is replaced.
+    let empty = key();
+    assert_eq!(
+        raw(&url, &[b"SET", &at(&empty), b""]),
+        Reply::Status("OK".into())
+    );
+    assert_eq!(cache.get(&empty).await.unwrap(), Some(Vec::new()));
+    // An oversized value: exactly `MAX + 1` bytes read, which the decoder refuses.
+    let oversized = key();
+    let big: Vec<u8> = (0..10 * MAX).map(|i| i as u8).collect();
+    raw(&url, &[b"SET", &at(&oversized), &big]);
+    assert_eq!(
+        cache.get(&oversized).await.unwrap(),
+        Some(big[..=MAX].to_vec())
+    );
+    // A value of exactly `MAX` bytes is read whole.
+    let at_limit = key();
+    raw(&url, &[b"SET", &at(&at_limit), &big[..MAX]]);
+    assert_eq!(
+        cache.get(&at_limit).await.unwrap(),
+        Some(big[..MAX].to_vec())
+    );
+    // A key of another type (a list): no bytes, an unusable entry, not an error.
+    let list = key();
+    assert_eq!(
+        raw(&url, &[b"RPUSH", &at(&list), b"a", b"b"]),
+        Reply::Integer(2)
+    );
+    assert_eq!(cache.get(&list).await.unwrap(), Some(Vec::new()));
+    // A stored entry: its bytes.
+    let present = key();
+    let bytes = entry(&present, 7);
+    assert!(cache.put(&present, 7, &bytes).await.unwrap());
+    assert_eq!(cache.get(&present).await.unwrap(), Some(bytes));
+
+    let stats = cache.stats();
+    assert_eq!((stats.hits, stats.misses, stats.errors), (5, 1, 0));
+    // The unusable values are replaced by the next write, whatever their type.
+    for k in [&empty, &oversized, &list] {
+        let bytes = entry(k, 1);
+        assert!(cache.put(k, 1, &bytes).await.unwrap());
+        assert_eq!(cache.get(k).await.unwrap(), Some(bytes));
+    }
+    for k in [&missing, &empty, &oversized, &at_limit, &list, &present] {
+        cache.delete(k).await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn existing_fred_clients_and_pools_can_be_used() {
     let Some(url) = redis_url() else { return };
     let config = Config::from_url(&url).unwrap();

@@ -66,6 +66,8 @@ fn manager(cache: &RedisReductionCache) -> LogManager<Tally> {
     LogManager::builder(FakeEventStore::new())
         .cache(cache.clone())
         .cache_timeout(TIMEOUT)
+        .min_events_per_write(1)
+        .cache_reads(eventlogs_core::CacheReads::Always)
         .build()
 }
 

@@ -16,6 +16,8 @@
 #[cfg(feature = "suites")]
 pub mod aggregates;
 #[cfg(feature = "suites")]
+pub mod cache_cost_suite;
+#[cfg(feature = "suites")]
 pub mod cache_suite;
 #[cfg(feature = "suites")]
 pub mod command_suite;
@@ -93,6 +95,8 @@ macro_rules! log_manager_suite {
             entries_of_other_versions_and_aggregates_are_never_used,
             damaged_entries_are_refolded_and_replaced,
             caching_policy_decides_what_is_written,
+            default_writes_pay_for_themselves,
+            default_reads_stop_when_they_do_not_pay,
             racing_appenders_have_one_winner,
             idempotent_retries_write_once,
             batches_are_atomic,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use eventlogs_core::{
     backend::{CacheEntry, CacheKey},
-    Aggregate, AppendOptions, CacheOutcome, Error, EventStore, InvalidInput, LogId,
+    Aggregate, AppendOptions, CacheOutcome, CacheReads, Error, EventStore, InvalidInput, LogId,
     LogLengthPolicy, LogManager, LogState, Never, Reduction, ReductionCache, Timestamp,
 };
 use futures::TryStreamExt;
@@ -20,24 +20,31 @@ pub type Pair = (Arc<dyn EventStore>, Arc<dyn ReductionCache>);
 /// machine from turning a slow hit into a miss.
 pub(crate) const CACHE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
+pub use crate::cache_cost_suite::*;
 pub use crate::command_suite::*;
 
+/// A manager over the pair that writes every reduction that folded anything new and reads the
+/// cache on every reduce: the suite's logs are short, and it tests what the cache holds, not
+/// when writing or reading it pays off (see [`default_writes_pay_for_themselves`] and
+/// [`default_reads_stop_when_they_do_not_pay`] for that).
 pub(crate) fn builder<A: Aggregate>(pair: &Pair) -> eventlogs_core::LogManagerBuilder<A> {
     LogManager::builder(Arc::clone(&pair.0))
         .cache(Arc::clone(&pair.1))
         .cache_timeout(CACHE_TIMEOUT)
+        .min_events_per_write(1)
+        .cache_reads(CacheReads::Always)
 }
 
 fn manager<A: Aggregate>(pair: &Pair) -> LogManager<A> {
     builder(pair).build()
 }
 
-fn none() -> AppendOptions {
+pub(crate) fn none() -> AppendOptions {
     AppendOptions::default()
 }
 
 /// A log of `amounts` written one append at a time; returns its id and state.
-async fn log_of<A: Aggregate<Event = Entry>>(
+pub(crate) async fn log_of<A: Aggregate<Event = Entry>>(
     logs: &LogManager<A>,
     amounts: &[i64],
 ) -> (LogId, LogState) {
@@ -50,7 +57,10 @@ async fn log_of<A: Aggregate<Event = Entry>>(
 }
 
 /// Asserts a reduction equals the fold of every event from index 0.
-async fn assert_true<A: Aggregate + PartialEq + std::fmt::Debug>(pair: &Pair, r: &Reduction<A>) {
+pub(crate) async fn assert_true<A: Aggregate + PartialEq + std::fmt::Debug>(
+    pair: &Pair,
+    r: &Reduction<A>,
+) {
     let reference: A = fold_from_store(&pair.0, &r.log_id).await;
     assert_eq!(
         r.aggregate, reference,
@@ -61,7 +71,7 @@ async fn assert_true<A: Aggregate + PartialEq + std::fmt::Debug>(pair: &Pair, r:
 }
 
 /// Replaces whatever is cached under `key` with `bytes`, as a raw client would.
-async fn poison(cache: &Arc<dyn ReductionCache>, key: &CacheKey, bytes: &[u8]) {
+pub(crate) async fn poison(cache: &Arc<dyn ReductionCache>, key: &CacheKey, bytes: &[u8]) {
     cache.delete(key).await.unwrap();
     assert!(cache.put(key, 0, bytes).await.unwrap());
 }

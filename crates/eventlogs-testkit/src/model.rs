@@ -107,6 +107,8 @@ async fn run(pair: &Pair, inject: Option<&FaultInjector>, ops: Vec<Op>) -> Resul
     let logs: LogManager<Tally> = LogManager::builder(Arc::clone(&pair.0))
         .cache(Arc::clone(&pair.1))
         .cache_timeout(timeout)
+        .min_events_per_write(1)
+        .cache_reads(eventlogs_core::CacheReads::Always)
         .build();
     let ids: Vec<LogId> = (0..3).map(|_| LogId::new()).collect();
     let keys: Vec<String> = (0..3)

@@ -4,8 +4,10 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{stats::Counters, writer::Writer, CacheLink, Inner, LogManager};
-use crate::{Aggregate, Always, CachingPolicy, EventStore, ReductionCache, RetryPolicy};
+use super::{read_gate::ReadGate, stats::Counters, writer::Writer, CacheLink, Inner, LogManager};
+use crate::{
+    Aggregate, Always, CacheReads, CachingPolicy, EventStore, ReductionCache, RetryPolicy,
+};
 
 /// Configures a [`LogManager`]. Every setting has a default; only the store is required. The
 /// cache entry size limit is the cache's own ([`ReductionCache::max_entry_bytes`]).
@@ -34,8 +36,14 @@ pub struct LogManagerBuilder<A: Aggregate> {
     retry: RetryPolicy,
     queue_capacity: usize,
     write_concurrency: usize,
+    min_events_per_write: u64,
+    cache_reads: CacheReads,
     _aggregate: PhantomData<fn() -> A>,
 }
+
+/// Default of [`LogManagerBuilder::min_events_per_write`], from the benchmarks (see the
+/// README's cache section): below it, a write costs more than the reads it spares.
+const DEFAULT_MIN_EVENTS_PER_WRITE: u64 = 32;
 
 /// Whether an aggregate name can sit in a cache key unambiguously.
 const fn valid_name(name: &str) -> bool {
@@ -75,6 +83,8 @@ impl<A: Aggregate> LogManagerBuilder<A> {
             retry: RetryPolicy::default(),
             queue_capacity: 10_000,
             write_concurrency: 8,
+            min_events_per_write: DEFAULT_MIN_EVENTS_PER_WRITE,
+            cache_reads: CacheReads::Adaptive,
             _aggregate: PhantomData,
         }
     }
@@ -86,10 +96,58 @@ impl<A: Aggregate> LogManagerBuilder<A> {
         self
     }
 
-    /// Which reductions to cache (default: [`Always`]).
+    /// Which reductions to cache (default: [`Always`]), among those that pass
+    /// [`min_events_per_write`](Self::min_events_per_write).
     #[must_use]
     pub fn caching_policy(mut self, policy: impl CachingPolicy<A>) -> Self {
         self.policy = Box::new(policy);
+        self
+    }
+
+    /// Writes a reduction to the cache only when it folded at least `events` events that the
+    /// cache did not hold (default 32): on a miss, the whole log; on a hit, the events after the
+    /// cached one. `1` writes every reduction that folded anything new (the rule before this
+    /// setting existed); `0` is taken as `1`.
+    ///
+    /// A write costs a Redis call in the background and server time; it pays for itself only
+    /// when it spares later reads more events than that. So logs shorter than `events` are never
+    /// written (folding them costs about what a cache hit costs), and a cached reduction is
+    /// refreshed once `events` new events have piled up behind it, so a read never folds more
+    /// than `events - 1` events beyond the cache for want of a write. The
+    /// [caching policy](Self::caching_policy) is asked only about reductions that pass this rule.
+    ///
+    /// ```
+    /// # use eventlogs_core::*;
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Default, Serialize, Deserialize)] struct Counter(u64);
+    /// # impl Aggregate for Counter {
+    /// #     type Event = u64; const NAME: &'static str = "counter"; const VERSION: u32 = 1;
+    /// #     fn apply(&mut self, r: &EventRecord<u64>) { self.0 += r.event; }
+    /// # }
+    /// # fn demo(store: impl EventStore, cache: impl ReductionCache) {
+    /// // Aggregates whose every event is costly to fold: cache from the 4th event on, and
+    /// // refresh the entry every 4 events.
+    /// let logs = LogManager::<Counter>::builder(store)
+    ///     .cache(cache)
+    ///     .min_events_per_write(4)
+    ///     .build();
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn min_events_per_write(mut self, events: u64) -> Self {
+        self.min_events_per_write = events.max(1);
+        self
+    }
+
+    /// When `reduce` asks the cache (default: [`CacheReads::Adaptive`], only while its answers
+    /// spare, on average, at least [`min_events_per_write`](Self::min_events_per_write) events
+    /// of folding; [`CacheReads::Always`] asks every time).
+    ///
+    /// A read is a round trip before the store's; where logs are too short to be cached it can
+    /// only cost, so the adaptive rule asks on one reduce in 16 until reads pay again.
+    #[must_use]
+    pub fn cache_reads(mut self, reads: CacheReads) -> Self {
+        self.cache_reads = reads;
         self
     }
 
@@ -141,6 +199,8 @@ impl<A: Aggregate> LogManagerBuilder<A> {
                 cache,
                 counters,
                 timeout: self.cache_timeout,
+                min_events_per_write: self.min_events_per_write,
+                reads: ReadGate::new(self.cache_reads, self.min_events_per_write),
             }
         });
         LogManager {

@@ -4,6 +4,7 @@ mod append;
 mod builder;
 mod command;
 mod read;
+mod read_gate;
 mod reduce;
 mod stats;
 mod writer;
@@ -40,6 +41,10 @@ struct CacheLink {
     counters: Arc<stats::Counters>,
     timeout: Duration,
     max_entry_bytes: usize,
+    /// The fewest new events a reduction must have folded to be written.
+    min_events_per_write: u64,
+    /// Whether a reduce asks the cache.
+    reads: read_gate::ReadGate,
 }
 
 impl<A: Aggregate> Clone for LogManager<A> {

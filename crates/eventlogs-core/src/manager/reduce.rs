@@ -54,10 +54,17 @@ impl<A: Aggregate> LogManager<A> {
     async fn try_reduce(&self, log_id: LogId) -> Result<Reduction<A>> {
         let key = CacheKey::of::<A>(log_id);
         let (cached, mut outcome) = match &self.inner.cache {
-            Some(link) => read_cache::<A>(link, &key).await,
+            Some(link) if link.reads.should_read() => read_cache::<A>(link, &key).await,
+            Some(link) => {
+                bump(&link.counters.skipped_reads);
+                tracing::debug!(key = %key, "cache not asked: recent reads did not pay");
+                (None, CacheOutcome::Skipped)
+            }
             None => (None, CacheOutcome::Disabled),
         };
         if let Some(entry) = cached {
+            // What the read spares when the store confirms it: every event before the cached one.
+            let spared = u64::from(entry.through_index);
             let start = Start {
                 from: entry.through_index,
                 confirm: Some((entry.through_index, entry.fingerprint, entry.reduced_at)),
@@ -67,6 +74,7 @@ impl<A: Aggregate> LogManager<A> {
             if let Some(reduction) = self.fold(log_id, start, CacheOutcome::Hit).await? {
                 if let Some(link) = &self.inner.cache {
                     bump(&link.counters.hits);
+                    link.reads.record(spared);
                 }
                 self.write_back(&key, &reduction, false);
                 return Ok(reduction);
@@ -75,6 +83,12 @@ impl<A: Aggregate> LogManager<A> {
             if let Some(link) = &self.inner.cache {
                 bump(&link.counters.stale);
                 tracing::info!(key = %key, "cached reduction not confirmed by the store; folding from index 0");
+            }
+        }
+        if let Some(link) = &self.inner.cache {
+            if outcome != CacheOutcome::Skipped {
+                // A miss, an unusable entry or a failure: the read spared nothing.
+                link.reads.record(0);
             }
         }
         let start = Start {
@@ -154,13 +168,16 @@ impl<A: Aggregate> LogManager<A> {
         )
     }
 
-    /// Hands a reduction that folded new events (or replaces a bad entry) to the writer.
+    /// Hands a reduction to the writer when the write pays for itself (it folded at least
+    /// `min_events_per_write` events the cache did not hold, and the policy agrees), and a bad
+    /// entry's removal whatever the reduction.
     fn write_back(&self, key: &CacheKey, reduction: &Reduction<A>, purge: bool) {
         let Some(link) = &self.inner.cache else {
             return;
         };
-        let folded_new = reduction.cache != CacheOutcome::Hit || reduction.events_read > 1;
-        let entry = if folded_new && self.inner.policy.should_cache(reduction) {
+        let entry = if new_events(reduction) >= link.min_events_per_write
+            && self.inner.policy.should_cache(reduction)
+        {
             encode(link, key, reduction)
         } else {
             None
@@ -168,6 +185,15 @@ impl<A: Aggregate> LogManager<A> {
         if entry.is_some() || purge {
             link.writer.submit(key.clone(), Job { purge, entry });
         }
+    }
+}
+
+/// How many events `reduction` folded beyond what the cache held: on a hit, the events read
+/// after the one that confirmed the entry; otherwise every event read (from index 0).
+fn new_events<A>(reduction: &Reduction<A>) -> u64 {
+    match reduction.cache {
+        CacheOutcome::Hit => reduction.events_read.saturating_sub(1),
+        _ => reduction.events_read,
     }
 }
 

@@ -12,6 +12,9 @@ pub struct CacheStats {
     pub hits: u64,
     /// Reduces that found no entry.
     pub misses: u64,
+    /// Reduces that did not ask the cache, because recent reads spared fewer events than they
+    /// cost ([`CacheReads::Adaptive`](crate::CacheReads::Adaptive)).
+    pub skipped_reads: u64,
     /// Cache reads that failed (errors); each was treated as a miss.
     pub errors: u64,
     /// Cache reads that passed the cache timeout; each was treated as a miss.
@@ -34,6 +37,7 @@ pub struct CacheStats {
 pub(crate) struct Counters {
     pub(crate) hits: AtomicU64,
     pub(crate) misses: AtomicU64,
+    pub(crate) skipped_reads: AtomicU64,
     pub(crate) errors: AtomicU64,
     pub(crate) timeouts: AtomicU64,
     pub(crate) corrupt: AtomicU64,
@@ -54,6 +58,7 @@ impl Counters {
         CacheStats {
             hits: get(&self.hits),
             misses: get(&self.misses),
+            skipped_reads: get(&self.skipped_reads),
             errors: get(&self.errors),
             timeouts: get(&self.timeouts),
             corrupt: get(&self.corrupt),
