@@ -17,7 +17,9 @@ use eventlogs::backend::{AppendRequest, NewEvent};
 use eventlogs::postgres::AppendGrouping;
 use eventlogs::{Limits, LogId, LogState};
 
-use crate::harness::{run, run_workload, workload, WorkerLogs};
+use crate::by_hand::{by_hand, seed};
+use crate::cpu;
+use crate::harness::{run_workload, workload, Sample, WorkerLogs, Workload};
 use crate::report::{Measure, Row};
 use crate::setup::{Env, Payment};
 use crate::writes::library_appends;
@@ -29,13 +31,40 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
+/// A run with the CPU time this process and the server spent per operation.
+struct Measured {
+    sample: Sample,
+    client: Duration,
+    server: Option<Duration>,
+}
+
+async fn measured(postmaster: Option<u64>, seconds: Duration, op: &Workload) -> Measured {
+    let (client, server) = (cpu::this_process(), postmaster.and_then(cpu::server));
+    let sample = run_workload(TASKS, seconds, op).await;
+    let ops = u32::try_from(sample.ops.max(1)).unwrap_or(u32::MAX);
+    let client = cpu::this_process().saturating_sub(client) / ops;
+    let server = server
+        .zip(postmaster.and_then(cpu::server))
+        .map(|(before, after)| after.saturating_sub(before) / ops);
+    Measured {
+        sample,
+        client,
+        server,
+    }
+}
+
+fn us(d: Duration) -> String {
+    format!("{:.0} µs", d.as_secs_f64() * 1e6)
+}
+
 /// The append statement through plain tokio-postgres, with `synchronous_commit` as given;
-/// returns the sample and the mean pool checkout time.
+/// returns the run and the mean pool checkout time.
 async fn raw(
     env: &Env,
     seconds: Duration,
     synchronous_commit: bool,
-) -> Result<(crate::harness::Sample, Duration), String> {
+    postmaster: Option<u64>,
+) -> Result<(Measured, Duration), String> {
     let pool = env.raw_pool(TASKS)?;
     let sql = Arc::new(env.store(1).await?.single_append_sql().to_owned());
     let logs = WorkerLogs::new(TASKS, 0);
@@ -83,10 +112,10 @@ async fn raw(
             Ok(1)
         }
     });
-    let sample = run_workload(TASKS, seconds, &op).await;
+    let run = measured(postmaster, seconds, &op).await;
     let n = checkouts.load(Ordering::Relaxed).max(1);
     let mean = Duration::from_nanos(checkout_nanos.load(Ordering::Relaxed) / n);
-    Ok((sample, mean))
+    Ok((run, mean))
 }
 
 /// Client-side encoding of one append, per call, on one core.
@@ -109,13 +138,16 @@ pub(crate) async fn breakdown(
     seconds: Duration,
     rows: &mut Vec<Row>,
 ) -> Result<(), String> {
+    let postmaster = cpu::postmaster(&env.raw_pool(1)?).await;
+    seed(env).await?;
     let single = env.grouping(AppendGrouping::off());
     let library = library_appends(&single, TASKS, 1, false).await?;
-    let library = run_workload(TASKS, seconds, &library).await;
-    let (durable, checkout) = raw(env, seconds, true).await?;
-    let (no_wait, _) = raw(env, seconds, false).await?;
+    let library = measured(postmaster, seconds, &library).await;
+    let (durable, checkout) = raw(env, seconds, true, postmaster).await?;
+    let (no_wait, _) = raw(env, seconds, false, postmaster).await?;
+    let hand = measured(postmaster, seconds, &by_hand(env, TASKS, true)?).await;
     let pool = env.raw_pool(TASKS)?;
-    let ping = run(TASKS, seconds, move |_, _| {
+    let ping = workload(move |_, _| {
         let pool = pool.clone();
         async move {
             let client = pool.get().await.map_err(|e| e.to_string())?;
@@ -126,17 +158,17 @@ pub(crate) async fn breakdown(
             client.query(&stmt, &[]).await.map_err(|e| e.to_string())?;
             Ok(1)
         }
-    })
-    .await;
+    });
+    let ping = measured(postmaster, seconds, &ping).await;
     let encode = encode_cost();
-    let median = |s: &crate::harness::Sample| s.percentile(0.5);
+    let median = |m: &Measured| m.sample.percentile(0.5);
     let (l, d, a, p) = (
         median(&library),
         median(&durable),
         median(&no_wait),
         median(&ping),
     );
-    let note = format!(
+    let summary = format!(
         "median {:.2} ms = library {:.2} ms (encoding {:.3} ms of it) + pool checkout {:.2} ms + \
          round trip and per-statement work {:.2} ms + executing the insert {:.2} ms + waiting for \
          the commit to be durable {:.2} ms",
@@ -148,32 +180,34 @@ pub(crate) async fn breakdown(
         ms(a.saturating_sub(p)),
         ms(d.saturating_sub(a)),
     );
-    for (scenario, sample, note) in [
-        (
-            "breakdown: library append, one statement each",
-            library,
-            note,
-        ),
-        (
-            "breakdown: the same statement, plain tokio-postgres",
-            durable,
-            String::new(),
-        ),
+    for (scenario, run, note) in [
+        ("breakdown: library append, one statement each", library, summary),
+        ("breakdown: the same statement, plain tokio-postgres", durable, String::new()),
         (
             "breakdown: the same statement, synchronous_commit = off",
             no_wait,
             String::new(),
         ),
+        (
+            "breakdown: a hand-written append (plain table with a primary key)",
+            hand,
+            String::new(),
+        ),
         ("breakdown: prepared SELECT 1", ping, String::new()),
     ] {
+        let cpu = format!(
+            "CPU per operation: client {}, server {}",
+            us(run.client),
+            run.server.map_or("not readable here".into(), us)
+        );
         rows.push(Row {
             scenario: scenario.into(),
             concurrency: TASKS,
-            library: sample,
+            library: run.sample,
             raw: None,
             measure: Measure::Median,
             target: None,
-            note,
+            note: if note.is_empty() { cpu } else { format!("{note}; {cpu}") },
             verdict: None,
         });
     }

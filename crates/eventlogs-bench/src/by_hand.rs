@@ -16,7 +16,7 @@ use crate::writes::{library_appends, library_creates};
 const SEEDED: i64 = 300_000;
 
 /// Creates and fills the hand-written table up to [`SEEDED`] events (once per server).
-async fn seed(env: &Env) -> Result<(), String> {
+pub(crate) async fn seed(env: &Env) -> Result<(), String> {
     let pool = env.raw_pool(1)?;
     let client = pool.get().await.map_err(|e| e.to_string())?;
     client
@@ -48,7 +48,7 @@ async fn seed(env: &Env) -> Result<(), String> {
 
 /// One event written by hand: a new log under a random UUID (`append` false) or the next
 /// index of the worker's log.
-fn by_hand(env: &Env, concurrency: usize, append: bool) -> Result<Workload, String> {
+pub(crate) fn by_hand(env: &Env, concurrency: usize, append: bool) -> Result<Workload, String> {
     let pool = env.raw_pool(concurrency)?;
     let logs = WorkerLogs::new(concurrency, 0);
     Ok(workload(move |worker, i| {

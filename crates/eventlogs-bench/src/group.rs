@@ -25,11 +25,7 @@ fn target(concurrency: usize) -> (String, f64) {
 /// Grouped appends against one statement each (throughput, and p99 within 1.5×), then
 /// against the raw INSERT.
 pub(crate) async fn group(env: &Env, seconds: Duration, rows: &mut Vec<Row>) -> Result<(), String> {
-    let k: usize = std::env::var("GROUP_STATEMENTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(4);
-    let grouped_env = env.grouping(AppendGrouping::new().with_max_statements(k));
+    let grouped_env = env.grouping(AppendGrouping::new());
     let single_env = env.grouping(AppendGrouping::off());
     for concurrency in [1, 4, 16, 64] {
         let grouped = library_appends(&grouped_env, concurrency, 1, false).await?;

@@ -5,6 +5,7 @@ mod by_hand;
 mod cache_commands;
 mod catch_up;
 mod citus;
+mod cpu;
 mod commands;
 mod group;
 mod harness;
