@@ -181,8 +181,16 @@ pub(crate) async fn breakdown(
         ms(d.saturating_sub(a)),
     );
     for (scenario, run, note) in [
-        ("breakdown: library append, one statement each", library, summary),
-        ("breakdown: the same statement, plain tokio-postgres", durable, String::new()),
+        (
+            "breakdown: library append, one statement each",
+            library,
+            summary,
+        ),
+        (
+            "breakdown: the same statement, plain tokio-postgres",
+            durable,
+            String::new(),
+        ),
         (
             "breakdown: the same statement, synchronous_commit = off",
             no_wait,
@@ -207,7 +215,11 @@ pub(crate) async fn breakdown(
             raw: None,
             measure: Measure::Median,
             target: None,
-            note: if note.is_empty() { cpu } else { format!("{note}; {cpu}") },
+            note: if note.is_empty() {
+                cpu
+            } else {
+                format!("{note}; {cpu}")
+            },
             verdict: None,
         });
     }

@@ -24,13 +24,19 @@ fn ticks(pid: &str, children: bool) -> Option<(u64, u64)> {
 
 /// CPU time of this process so far.
 pub(crate) fn this_process() -> Duration {
-    ticks("self", false).map_or(Duration::ZERO, |(_, t)| Duration::from_millis(t * 1000 / TICKS))
+    ticks("self", false).map_or(Duration::ZERO, |(_, t)| {
+        Duration::from_millis(t * 1000 / TICKS)
+    })
 }
 
 /// The server's postmaster, from `postmaster.pid` in its data directory.
 pub(crate) async fn postmaster(pool: &Pool) -> Option<u64> {
     let client = pool.get().await.ok()?;
-    let dir: String = client.query_one("SHOW data_directory", &[]).await.ok()?.get(0);
+    let dir: String = client
+        .query_one("SHOW data_directory", &[])
+        .await
+        .ok()?
+        .get(0);
     let pid = std::fs::read_to_string(format!("{dir}/postmaster.pid")).ok()?;
     pid.lines().next()?.trim().parse().ok()
 }
@@ -40,7 +46,10 @@ pub(crate) fn server(postmaster: u64) -> Option<Duration> {
     let (_, mut total) = ticks(&postmaster.to_string(), true)?;
     for entry in std::fs::read_dir("/proc").ok()?.flatten() {
         let name = entry.file_name();
-        let Some(pid) = name.to_str().filter(|n| n.bytes().all(|b| b.is_ascii_digit())) else {
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        else {
             continue;
         };
         if let Some((ppid, t)) = ticks(pid, false) {

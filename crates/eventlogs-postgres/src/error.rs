@@ -366,6 +366,7 @@ mod tests {
             (SqlState::UNDEFINED_TABLE, "invalid_input", false),
             (SqlState::INVALID_SCHEMA_NAME, "invalid_input", false),
             (SqlState::UNTRANSLATABLE_CHARACTER, "invalid_input", false),
+            (SqlState::NUMERIC_VALUE_OUT_OF_RANGE, "invalid_input", false),
             (
                 SqlState::INVALID_TEXT_REPRESENTATION,
                 "invalid_input",

@@ -173,6 +173,16 @@ impl Groups {
     }
 }
 
+/// How an append goes, decided under the queue's lock.
+enum Route {
+    /// At once, alone, outside the slots: its log or key is in a statement in flight.
+    Race,
+    /// At once, alone, in a slot of its own.
+    Alone,
+    /// In the queue; whether it started a runner, and where its outcome arrives.
+    Queued(bool, oneshot::Receiver<Result<Appended>>),
+}
+
 /// A runner's place among the `max_statements`: freed when it ends (or unwinds), at which
 /// point a new runner starts if something waiting can go.
 struct Slot {
@@ -252,33 +262,40 @@ impl PostgresEventStore {
     /// group.
     pub(crate) async fn append_grouped(&self, request: &AppendRequest) -> Result<Appended> {
         let groups = self.groups();
-        let next = {
+        let route = {
             let mut queue = groups.lock();
             let free_slot = queue.running < groups.settings.max_statements();
-            if free_slot && queue.waiting.is_empty() && queue.free(request) {
+            if !queue.free(request) {
+                Route::Race
+            } else if free_slot && queue.waiting.is_empty() {
                 queue.running += 1;
                 queue.hold(request);
-                None
+                Route::Alone
             } else {
                 let (reply, outcome) = oneshot::channel();
                 queue.waiting.push_back(Waiting {
                     request: request.clone(),
                     reply,
                 });
-                let start = queue.start_runner(&groups.settings);
-                Some((start, outcome))
+                Route::Queued(queue.start_runner(&groups.settings), outcome)
             }
         };
-        let Some((start, outcome)) = next else {
-            // Alone, in a slot of its own, released when this future ends or is dropped.
-            let _slot = Slot {
-                store: self.clone(),
-                alone: Some((
-                    request.log_id(),
-                    request.idempotency_key().map(str::to_owned),
-                )),
-            };
-            return self.append_single(request).await;
+        let (start, outcome) = match route {
+            // Its log or key is in a statement in flight: a race on one log. It goes at once,
+            // alone, and the database settles the race as without grouping.
+            Route::Race => return self.append_single(request).await,
+            Route::Alone => {
+                // In a slot of its own, released when this future ends or is dropped.
+                let _slot = Slot {
+                    store: self.clone(),
+                    alone: Some((
+                        request.log_id(),
+                        request.idempotency_key().map(str::to_owned),
+                    )),
+                };
+                return self.append_single(request).await;
+            }
+            Route::Queued(start, outcome) => (start, outcome),
         };
         if start {
             start_runner(self);

@@ -16,7 +16,8 @@ use eventlogs_core::{InvalidInput, Result};
 /// idempotency key or a missing log is that request's outcome only, and a statement that fails
 /// because of one request (a payload the server refuses, a race with another process) is split
 /// and run again, so the other requests are not failed by it. Appends to the same log, or with
-/// the same idempotency key, never share a statement.
+/// the same idempotency key, never share a statement: one whose log or key is in a statement
+/// in flight goes at once, alone, and the database settles the race as without grouping.
 ///
 /// Grouping applies to a schema on one server. On a schema distributed over Citus, each
 /// append keeps its own statement.
