@@ -112,7 +112,12 @@ impl PostgresEventStore {
                 row.try_get::<_, uuid::Uuid>(0),
                 row.try_get::<_, SystemTime>(1),
             ) else {
-                continue;
+                // Which request it wrote is unknown, so none may be sent again as unwritten.
+                let error = Error::Backend {
+                    service: "postgres",
+                    source: "unreadable group append row".into(),
+                };
+                return each(&error, requests.len());
             };
             if let Some(i) = logs.iter().position(|l| *l == log) {
                 at[i] = Some(time);
