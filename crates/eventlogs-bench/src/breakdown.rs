@@ -143,6 +143,8 @@ pub(crate) async fn breakdown(
     let single = env.grouping(AppendGrouping::off());
     let library = library_appends(&single, TASKS, 1, false).await?;
     let library = measured(postmaster, seconds, &library).await;
+    let grouped = library_appends(&env.grouping(AppendGrouping::new()), TASKS, 1, false).await?;
+    let grouped = measured(postmaster, seconds, &grouped).await;
     let (durable, checkout) = raw(env, seconds, true, postmaster).await?;
     let (no_wait, _) = raw(env, seconds, false, postmaster).await?;
     let hand = measured(postmaster, seconds, &by_hand(env, TASKS, true)?).await;
@@ -186,6 +188,7 @@ pub(crate) async fn breakdown(
             library,
             summary,
         ),
+        ("breakdown: library append, grouped", grouped, String::new()),
         (
             "breakdown: the same statement, plain tokio-postgres",
             durable,
@@ -203,8 +206,13 @@ pub(crate) async fn breakdown(
         ),
         ("breakdown: prepared SELECT 1", ping, String::new()),
     ] {
+        // Cores kept busy: below the machine's count, the run waits on latency, not on CPU.
+        let busy = run.server.map_or(String::new(), |server| {
+            let per_op = (run.client + server).as_secs_f64();
+            format!(", {:.2} cores busy", per_op * run.sample.ops_per_sec())
+        });
         let cpu = format!(
-            "CPU per operation: client {}, server {}",
+            "CPU per operation: client {}, server {}{busy}",
             us(run.client),
             run.server.map_or("not readable here".into(), us)
         );
