@@ -11,6 +11,7 @@ mod group;
 mod harness;
 mod live;
 mod memory;
+mod metrics_cost;
 mod reads;
 mod report;
 mod setup;
@@ -56,7 +57,7 @@ fn args() -> Result<Args, String> {
             other => {
                 return Err(format!(
                     "unknown argument {other} (--seconds N, --out FILE, --big-log N, \
-                     --only creates|appends|group|breakdown|by-hand|subscriber|stalls|catch-up|warm|cold|long-log|contention|commands|cache|citus)"
+                     --only creates|appends|group|breakdown|by-hand|metrics|subscriber|stalls|catch-up|warm|cold|long-log|contention|commands|cache|citus)"
                 ))
             }
         }
@@ -103,6 +104,9 @@ async fn all(env: &Env, args: &Args) -> Result<String, String> {
     }
     if wanted("breakdown") {
         breakdown::breakdown(env, seconds, &mut rows).await?;
+    }
+    if wanted("metrics") {
+        metrics_cost::metrics_cost(env, seconds, &mut rows).await?;
     }
     if wanted("by-hand") {
         by_hand::by_hand_rows(env, seconds, &mut rows).await?;

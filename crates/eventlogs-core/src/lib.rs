@@ -25,6 +25,7 @@ mod retry;
 mod state;
 mod store;
 mod subscription;
+pub mod telemetry;
 mod timestamp;
 
 pub use aggregate::{Aggregate, EventsOnly};

@@ -78,12 +78,19 @@ impl<A: Aggregate> LogManager<A> {
             index = request.expected_index(),
             events = request.events().len(),
         );
+        let started = std::time::Instant::now();
         let result = self
             .inner
             .store
             .append(request)
             .instrument(span.clone())
             .await;
+        crate::telemetry::write(
+            operation,
+            &result,
+            started.elapsed(),
+            request.events().len(),
+        );
         span.in_scope(|| match &result {
             Ok(_) => tracing::debug!("appended"),
             Err(e) if e.is_retryable() => {

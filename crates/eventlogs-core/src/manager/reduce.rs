@@ -32,7 +32,12 @@ impl<A: Aggregate> LogManager<A> {
     pub async fn reduce(&self, log_id: &LogId) -> Result<Reduction<A>> {
         let span = tracing::info_span!("eventlogs.reduce", log_id = %log_id, aggregate = A::NAME);
         async {
+            let started = std::time::Instant::now();
             let result = self.try_reduce(*log_id).await;
+            crate::telemetry::reduce(
+                result.as_ref().map(|r| (r.cache, r.events_read)),
+                started.elapsed(),
+            );
             match &result {
                 Ok(r) => tracing::debug!(
                     through_index = r.through_index,

@@ -4,6 +4,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
 
+use crate::telemetry;
+
 /// A snapshot of a [`LogManager`](crate::LogManager)'s cache counters since it was built.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
@@ -33,28 +35,68 @@ pub struct CacheStats {
     pub dropped_writes: u64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Counters {
-    pub(crate) hits: AtomicU64,
-    pub(crate) misses: AtomicU64,
-    pub(crate) skipped_reads: AtomicU64,
-    pub(crate) errors: AtomicU64,
-    pub(crate) timeouts: AtomicU64,
-    pub(crate) corrupt: AtomicU64,
-    pub(crate) stale: AtomicU64,
-    pub(crate) writes: AtomicU64,
-    pub(crate) writes_superseded: AtomicU64,
-    pub(crate) write_errors: AtomicU64,
-    pub(crate) dropped_writes: AtomicU64,
+    pub(crate) hits: Counted,
+    pub(crate) misses: Counted,
+    pub(crate) skipped_reads: Counted,
+    pub(crate) errors: Counted,
+    pub(crate) timeouts: Counted,
+    pub(crate) corrupt: Counted,
+    pub(crate) stale: Counted,
+    pub(crate) writes: Counted,
+    pub(crate) writes_superseded: Counted,
+    pub(crate) write_errors: Counted,
+    pub(crate) dropped_writes: Counted,
 }
 
-pub(crate) fn bump(counter: &AtomicU64) {
-    counter.fetch_add(1, Ordering::Relaxed);
+pub(crate) fn bump(counter: &Counted) {
+    counter.value.fetch_add(1, Ordering::Relaxed);
+    (counter.emit)();
+}
+
+/// A counter of [`Counters`], also emitted as a metric (see [`crate::telemetry`]).
+pub(crate) struct Counted {
+    value: AtomicU64,
+    emit: fn(),
+}
+
+impl std::fmt::Debug for Counted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.value.fmt(f)
+    }
+}
+
+impl Counted {
+    const fn new(emit: fn()) -> Self {
+        Self {
+            value: AtomicU64::new(0),
+            emit,
+        }
+    }
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Self {
+            hits: Counted::new(|| telemetry::cache_read("hit")),
+            misses: Counted::new(|| telemetry::cache_read("miss")),
+            skipped_reads: Counted::new(|| telemetry::cache_read("skipped")),
+            errors: Counted::new(|| telemetry::cache_read("error")),
+            timeouts: Counted::new(|| telemetry::cache_read("timeout")),
+            corrupt: Counted::new(|| telemetry::cache_read("corrupt")),
+            stale: Counted::new(|| telemetry::cache_read("stale")),
+            writes: Counted::new(|| telemetry::cache_write("written")),
+            writes_superseded: Counted::new(|| telemetry::cache_write("superseded")),
+            write_errors: Counted::new(|| telemetry::cache_write("error")),
+            dropped_writes: Counted::new(|| telemetry::cache_write("dropped")),
+        }
+    }
 }
 
 impl Counters {
     pub(crate) fn snapshot(&self) -> CacheStats {
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let get = |c: &Counted| c.value.load(Ordering::Relaxed);
         CacheStats {
             hits: get(&self.hits),
             misses: get(&self.misses),

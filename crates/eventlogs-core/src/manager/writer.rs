@@ -71,8 +71,9 @@ impl Shared {
     }
 
     fn publish(&self, queue: &Queue) {
-        self.outstanding
-            .send_replace(queue.pending.len() + queue.in_flight);
+        let depth = queue.pending.len() + queue.in_flight;
+        crate::telemetry::cache_queue(depth);
+        self.outstanding.send_replace(depth);
     }
 }
 

@@ -2,17 +2,21 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::future::{BoxFuture, FutureExt, Shared};
 use tokio::sync::watch;
 use tracing::Instrument;
 
 use super::{Delivery, SubscriptionClaim, SubscriptionHandle, SubscriptionStore};
+use crate::telemetry;
 use crate::{
     AtLeastOnce, FeedPage, FeedPosition, Handler, Lag, Result, SubscriptionName,
     SubscriptionOptions,
 };
+
+/// How often a catching-up subscription reads its lag for [`telemetry::SUBSCRIPTION_LAG`].
+const LAG_EVERY: Duration = Duration::from_secs(1);
 
 /// A named, resumable reader of the global feed that keeps a read model up to date.
 ///
@@ -186,6 +190,7 @@ impl<S: SubscriptionStore> Subscription<S> {
                     }
                     Err(error) if error.is_retryable() => {
                         tracing::warn!(%error, "subscription interrupted; releasing and claiming again");
+                        telemetry::subscription_handover(self.name.as_str());
                         drop(claim);
                         if self.pause(&stop, self.options.retry_backoff).await {
                             return Ok(());
@@ -215,6 +220,7 @@ impl<S: SubscriptionStore> Subscription<S> {
             let pause = match attempt {
                 Ok(Some(claim)) => {
                     tracing::info!("subscription claimed");
+                    telemetry::subscription_claim(self.name.as_str());
                     return Ok(Some(claim));
                 }
                 Ok(None) => {
@@ -274,6 +280,7 @@ impl<S: SubscriptionStore> Subscription<S> {
         // While catching up, the next batch is read while the current one is delivered.
         let mut prefetched: Option<Result<FeedPage>> = None;
         let batch_size = self.options.batch_size;
+        let mut lag_seen: Option<Instant> = None;
         loop {
             let page = match prefetched.take() {
                 Some(page) => page?,
@@ -284,6 +291,8 @@ impl<S: SubscriptionStore> Subscription<S> {
                 },
             };
             let Some(through) = page.scanned_through else {
+                // Nothing more to read now: caught up with what the feed shows.
+                telemetry::subscription_lag(self.name.as_str(), 0);
                 if active || held_back.is_some() {
                     let first = self.options.held_back_retry;
                     held_back = Some(held_back.map_or(first, |d| d * 2).min(poll));
@@ -297,9 +306,18 @@ impl<S: SubscriptionStore> Subscription<S> {
                 delivered = page.events.len(),
                 through = %through
             );
-            let deliver = delivery
-                .deliver(&self.name, claim, page.events, through)
-                .instrument(span);
+            let events = page.events.len();
+            let deliver = async {
+                let started = Instant::now();
+                let delivered = delivery
+                    .deliver(&self.name, claim, page.events, through)
+                    .instrument(span)
+                    .await;
+                if delivered.is_ok() {
+                    telemetry::subscription_batch(self.name.as_str(), events, started.elapsed());
+                }
+                delivered
+            };
             if more && stop.clone().now_or_never().is_none() {
                 let (delivered, next) =
                     tokio::join!(deliver, self.store.read_page(through, batch_size, filter));
@@ -310,10 +328,18 @@ impl<S: SubscriptionStore> Subscription<S> {
             }
             after = through;
             if more {
-                // Catching up: read on at once.
+                // Catching up: read on at once, reporting the lag now and then.
+                if lag_seen.is_none_or(|seen| seen.elapsed() >= LAG_EVERY) {
+                    lag_seen = Some(Instant::now());
+                    match self.store.lag(&self.name).await {
+                        Ok(lag) => telemetry::subscription_lag(self.name.as_str(), lag.events),
+                        Err(error) => tracing::debug!(%error, "subscription lag not read"),
+                    }
+                }
                 (held_back, active) = (None, true);
                 continue;
             }
+            telemetry::subscription_lag(self.name.as_str(), 0);
             // At the head of the feed: the next events come with the next wake-up. Reading
             // again at once would deliver (and checkpoint) a few events at a time, costing
             // the writers a commit per handful of events. Re-read after a short pause in case
