@@ -1,0 +1,124 @@
+//! The command line: global options and every subcommand, parsed by clap.
+
+use clap::{Parser, Subcommand};
+
+/// Inspect and operate an eventlogs store on PostgreSQL.
+///
+/// Exit codes: 0 done, 1 failed (server unreachable, query failed), 2 bad input, 3 refused
+/// (for example a reset while the subscription runs), 4 not found.
+#[derive(Debug, Parser)]
+#[command(name = "eventlogs", version, about, long_about = None)]
+pub(crate) struct Cli {
+    /// PostgreSQL URL, for example `postgres://app@db/app` (its password is never printed).
+    #[arg(
+        long,
+        env = "EVENTLOGS_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    pub(crate) database_url: Option<String>,
+    /// The schema holding the store's tables.
+    #[arg(
+        long,
+        env = "EVENTLOGS_SCHEMA",
+        default_value = "eventlogs",
+        global = true
+    )]
+    pub(crate) schema: String,
+    /// Machine output: one JSON document (or one per line for streams) instead of tables.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Creates or upgrades the schema (under an advisory lock, safe to run from many places).
+    Migrate {
+        /// Prints the SQL of every migration instead of running it.
+        #[arg(long)]
+        print: bool,
+    },
+    /// Schema version, events, logs, idempotency keys and subscriptions.
+    Status {
+        /// Planner estimates, at once, instead of counting every row.
+        #[arg(long)]
+        estimate: bool,
+    },
+    /// One log's events.
+    Log {
+        #[command(subcommand)]
+        command: LogCommand,
+    },
+    /// The global feed.
+    Feed {
+        #[command(subcommand)]
+        command: FeedCommand,
+    },
+    /// Named subscriptions: checkpoints, lag, who runs them.
+    Subscriptions {
+        #[command(subcommand)]
+        command: SubscriptionsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum LogCommand {
+    /// Prints a log's events with index, time, key, metadata and payload.
+    Show {
+        /// The log id (`log_…`, or the UUID stored in PostgreSQL).
+        id: String,
+        /// The first index to print.
+        #[arg(long, default_value_t = 0)]
+        from: u32,
+        /// How many events to print at most.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// Prints a log's last events, and with `--follow` each new one as it is written.
+    Tail {
+        /// The log id (`log_…`, or the UUID stored in PostgreSQL).
+        id: String,
+        /// How many of the last events to print first.
+        #[arg(long, short = 'n', default_value_t = 10)]
+        lines: u32,
+        /// Keeps printing new events until interrupted (Ctrl-C).
+        #[arg(long, short = 'f')]
+        follow: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum FeedCommand {
+    /// Prints feed events in order, one per line.
+    Tail {
+        /// Where to start: `start`, `head` (only what comes next) or a position `T.S` (events
+        /// after it).
+        #[arg(long, default_value = "start")]
+        from: String,
+        /// Keeps printing new events until interrupted (Ctrl-C).
+        #[arg(long, short = 'f')]
+        follow: bool,
+        /// Only some events: `type=NAME` (the event's type) or `log=ID`; repeat to allow more.
+        #[arg(long, value_name = "type=NAME|log=ID")]
+        filter: Vec<String>,
+        /// How many events to print at most without `--follow`.
+        #[arg(long, default_value_t = 100)]
+        limit: u64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SubscriptionsCommand {
+    /// Every subscription: checkpoint, lag, and the session that runs it, if any.
+    List,
+    /// Moves a subscription's checkpoint; refused while a consumer runs it.
+    Reset {
+        /// The subscription's name.
+        name: String,
+        /// `start` (replay everything), `head` (skip to now) or a position `T.S`.
+        #[arg(long)]
+        to: String,
+    },
+}
