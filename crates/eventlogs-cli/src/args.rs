@@ -61,6 +61,43 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: SubscriptionsCommand,
     },
+    /// The Redis cache of reductions.
+    Cache {
+        /// Redis URL (`redis://…`, or `rediss://…` for TLS); its password is never printed.
+        #[arg(long, env = "EVENTLOGS_REDIS_URL", hide_env_values = true)]
+        redis_url: Option<String>,
+        /// The prefix of the cache's keys (`RedisCacheOptions::key_prefix`).
+        #[arg(long, default_value = "eventlogs")]
+        key_prefix: String,
+        #[command(subcommand)]
+        command: CacheCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum CacheCommand {
+    /// Entries by aggregate and version (scans the prefix's keys).
+    Stats,
+    /// Deletes an aggregate's entries (every version, or one).
+    Purge {
+        /// The aggregate's `NAME`.
+        #[arg(long)]
+        aggregate: String,
+        /// Only this `VERSION` of it.
+        #[arg(long)]
+        version: Option<u32>,
+    },
+    /// Whether a log's entry is one the store confirms, and how many events it is behind.
+    Check {
+        /// The log id (`log_…`, or the UUID stored in PostgreSQL).
+        id: String,
+        /// The aggregate's `NAME`.
+        #[arg(long)]
+        aggregate: String,
+        /// The aggregate's `VERSION`.
+        #[arg(long, default_value_t = 1)]
+        version: u32,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -2,6 +2,7 @@
 //! the feed, list and reset subscriptions.
 
 mod args;
+mod cache;
 mod connect;
 mod failure;
 mod feed;
@@ -48,5 +49,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Log { command } => log::run(&cli, command, &out).await,
         Command::Feed { command } => feed::run(&cli, command, &out).await,
         Command::Subscriptions { command } => subscriptions::run(&cli, command, &out).await,
+        Command::Cache {
+            redis_url,
+            key_prefix,
+            command,
+        } => cache::run(&cli, redis_url.as_deref(), key_prefix, command, &out).await,
     }
 }

@@ -47,17 +47,29 @@ impl Output {
         table
     }
 
-    /// A progress bar on stderr over `total` units (hidden for `--json` or when stderr is no
+    /// A progress bar on stderr over `total` units, a counting spinner when `total` is 0 (hidden for `--json` or when stderr is no
     /// terminal, so scripts see clean output).
     pub(crate) fn progress(&self, total: u64, what: &str) -> ProgressBar {
         if self.json || !std::io::stderr().is_terminal() {
             return ProgressBar::hidden();
         }
-        let bar = ProgressBar::new(total);
-        if let Ok(style) = ProgressStyle::with_template("{msg} [{bar:30}] {percent}% ({eta} left)")
-        {
-            bar.set_style(style.progress_chars("=> "));
-        }
+        // Without a known total (a key scan), a spinner with the count so far.
+        let bar = if total == 0 {
+            let spinner = ProgressBar::new_spinner();
+            if let Ok(style) = ProgressStyle::with_template("{spinner} {msg}: {pos}") {
+                spinner.set_style(style);
+            }
+            spinner.enable_steady_tick(std::time::Duration::from_millis(120));
+            spinner
+        } else {
+            let bar = ProgressBar::new(total);
+            if let Ok(style) =
+                ProgressStyle::with_template("{msg} [{bar:30}] {percent}% ({eta} left)")
+            {
+                bar.set_style(style.progress_chars("=> "));
+            }
+            bar
+        };
         bar.set_message(what.to_owned());
         bar
     }

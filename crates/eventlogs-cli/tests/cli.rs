@@ -368,3 +368,159 @@ async fn cli_resets_a_subscription_only_while_nobody_runs_it() {
     assert_eq!(balances["claimed_by"], Value::Null);
     assert_eq!(balances["lag_events"], 2);
 }
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Balance(i64);
+
+impl eventlogs::Aggregate for Balance {
+    type Event = Account;
+    const NAME: &'static str = "cli-balance";
+    const VERSION: u32 = 2;
+
+    fn apply(&mut self, record: &eventlogs::EventRecord<Account>) {
+        if let Account::Deposited { amount } = record.event {
+            self.0 += amount;
+        }
+    }
+}
+
+#[tokio::test]
+async fn cli_checks_counts_and_purges_cache_entries() {
+    let (Some(url), Some(redis)) = (database_url(), eventlogs_testkit::servers::redis_url()) else {
+        return;
+    };
+    use eventlogs::backend::{CacheEntry, CacheKey};
+    use eventlogs::{CacheReads, ReductionCache, Timestamp};
+    let schema = schema("cache");
+    let store = store(&url, &schema).await;
+    let prefix = format!("cli-{}", LogId::new());
+    let cache = eventlogs::redis::RedisReductionCache::builder(redis.clone())
+        .key_prefix(&prefix)
+        .build()
+        .await
+        .unwrap();
+    let logs: LogManager<Balance> = LogManager::builder(Arc::clone(&store))
+        .cache(cache.clone())
+        .cache_reads(CacheReads::Always)
+        .min_events_per_write(1)
+        .build();
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let id = LogId::new();
+        let opened = logs
+            .create(
+                &id,
+                &Account::Opened {
+                    owner: "ada".into(),
+                },
+            )
+            .await
+            .unwrap();
+        logs.append(&opened, &Account::Deposited { amount: 4 })
+            .await
+            .unwrap();
+        logs.reduce(&id).await.unwrap();
+        ids.push((id, opened));
+    }
+    logs.flush().await;
+    let cli = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_eventlogs"))
+            .env("EVENTLOGS_DATABASE_URL", &url)
+            .env("EVENTLOGS_REDIS_URL", &redis)
+            .args([
+                "--schema",
+                &schema,
+                "--json",
+                "cache",
+                "--key-prefix",
+                &prefix,
+            ])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let stats = stdout_json(&cli(&["stats"]));
+    assert_eq!(stats["aggregates"][0]["aggregate"], "cli-balance");
+    assert_eq!(stats["aggregates"][0]["version"], "2");
+    assert_eq!(stats["aggregates"][0]["entries"], 3);
+
+    let check = |id: &LogId| {
+        cli(&[
+            "check",
+            &id.to_string(),
+            "--aggregate",
+            "cli-balance",
+            "--version",
+            "2",
+        ])
+    };
+    let (first, _) = &ids[0];
+    let confirmed = stdout_json(&check(first));
+    assert_eq!(confirmed["status"], "confirmed");
+    assert_eq!(confirmed["through_index"], 1);
+    assert_eq!(confirmed["events_behind"], 0);
+    // Two more events: the entry is still confirmed, two behind.
+    let state = logs.reduce(first).await.unwrap().state();
+    logs.append_with(
+        &state,
+        &[
+            Account::Deposited { amount: 1 },
+            Account::Deposited { amount: 2 },
+        ],
+        &AppendOptions::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(stdout_json(&check(first))["events_behind"], 2);
+
+    // An entry whose last event is not the store's: stale. Bytes that are no entry: unusable.
+    let (second, _) = &ids[1];
+    let key = CacheKey::new("cli-balance", 2, *second);
+    let forged = CacheEntry {
+        through_index: 1,
+        fingerprint: 7,
+        reduced_at: Timestamp::now(),
+        created_at: Timestamp::now(),
+        aggregate: Balance(1_000_000),
+    };
+    cache.delete(&key).await.unwrap();
+    assert!(cache
+        .put(&key, 1, &forged.encode(&key).unwrap())
+        .await
+        .unwrap());
+    let stale = stdout_json(&check(second));
+    assert_eq!(stale["status"], "stale");
+    let (third, _) = &ids[2];
+    let key = CacheKey::new("cli-balance", 2, *third);
+    cache.delete(&key).await.unwrap();
+    cache.put(&key, 0, b"not an entry at all").await.unwrap();
+    let unusable = stdout_json(&check(third));
+    assert_eq!(unusable["status"], "unusable");
+    assert_eq!(unusable["reason"], "unknown magic or format version");
+
+    let missing = cli(&[
+        "check",
+        &LogId::new().to_string(),
+        "--aggregate",
+        "cli-balance",
+        "--version",
+        "2",
+    ]);
+    assert_eq!(missing.status.code(), Some(4));
+    let other_version = stdout_json(&cli(&[
+        "purge",
+        "--aggregate",
+        "cli-balance",
+        "--version",
+        "1",
+    ]));
+    assert_eq!(other_version["deleted"], 0);
+    let purged = stdout_json(&cli(&["purge", "--aggregate", "cli-balance"]));
+    assert_eq!(purged["deleted"], 3);
+    assert_eq!(
+        stdout_json(&cli(&["stats"]))["aggregates"],
+        serde_json::json!([])
+    );
+    let glob = cli(&["purge", "--aggregate", "a:*"]);
+    assert_eq!(glob.status.code(), Some(2), "{}", stderr(&glob));
+}

@@ -123,11 +123,25 @@ fn checksum(entry: &[u8]) -> u64 {
     hasher.digest()
 }
 
-impl<A: DeserializeOwned> CacheEntry<A> {
-    /// Decodes bytes read for `key`, refusing anything over `max_len` bytes, truncated,
-    /// of another format, with a bad checksum, written for another key, or whose body does not
-    /// decode. Never panics and never allocates more than the input's size for the header.
-    pub fn decode(key: &CacheKey, bytes: &[u8], max_len: usize) -> Result<Self, EntryError> {
+/// What an entry's checked header says, without decoding the aggregate (see
+/// [`EntryHeader::inspect`]): for tools that look at cache entries of any aggregate type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EntryHeader {
+    /// Index of the last event folded.
+    pub through_index: u32,
+    /// [`RawEvent::fingerprint`](crate::RawEvent::fingerprint) of that event.
+    pub fingerprint: u64,
+    /// When the aggregate was folded.
+    pub reduced_at: Timestamp,
+    /// Bytes of the encoded body (the aggregate and the log's creation time).
+    pub body_len: usize,
+}
+
+impl EntryHeader {
+    /// Checks bytes read for `key` as [`CacheEntry::decode`] does — size, format, length,
+    /// checksum, key — except that the body is not decoded, and returns the header.
+    pub fn inspect(key: &CacheKey, bytes: &[u8], max_len: usize) -> Result<Self, EntryError> {
         if bytes.len() > max_len {
             return Err(EntryError::TooLarge(bytes.len()));
         }
@@ -150,6 +164,21 @@ impl<A: DeserializeOwned> CacheEntry<A> {
         if be_u64(bytes, 16) != identity(key) {
             return Err(EntryError::Foreign);
         }
+        Ok(Self {
+            through_index: be_u32(bytes, THROUGH_INDEX_OFFSET),
+            fingerprint: be_u64(bytes, 8),
+            reduced_at: Timestamp::from_unix_micros(be_u64(bytes, 24) as i64),
+            body_len,
+        })
+    }
+}
+
+impl<A: DeserializeOwned> CacheEntry<A> {
+    /// Decodes bytes read for `key`, refusing anything over `max_len` bytes, truncated,
+    /// of another format, with a bad checksum, written for another key, or whose body does not
+    /// decode. Never panics and never allocates more than the input's size for the header.
+    pub fn decode(key: &CacheKey, bytes: &[u8], max_len: usize) -> Result<Self, EntryError> {
+        let header = EntryHeader::inspect(key, bytes, max_len)?;
         let ((created_at, aggregate), rest) =
             postcard::take_from_bytes::<(i64, A)>(&bytes[HEADER_LEN..])
                 .map_err(|e| EntryError::Body(e.to_string()))?;
@@ -160,9 +189,9 @@ impl<A: DeserializeOwned> CacheEntry<A> {
             )));
         }
         Ok(Self {
-            through_index: be_u32(bytes, THROUGH_INDEX_OFFSET),
-            fingerprint: be_u64(bytes, 8),
-            reduced_at: Timestamp::from_unix_micros(be_u64(bytes, 24) as i64),
+            through_index: header.through_index,
+            fingerprint: header.fingerprint,
+            reduced_at: header.reduced_at,
             created_at: Timestamp::from_unix_micros(created_at),
             aggregate,
         })
@@ -191,6 +220,17 @@ mod tests {
         let bytes = entry().encode(&key).unwrap();
         assert_eq!(CacheEntry::<()>::peek_through_index(&bytes), Some(41));
         assert_eq!(CacheEntry::decode(&key, &bytes, 1024).unwrap(), entry());
+        let header = EntryHeader::inspect(&key, &bytes, 1024).unwrap();
+        assert_eq!(
+            (header.through_index, header.fingerprint, header.reduced_at),
+            (41, 0xfeed, entry().reduced_at)
+        );
+        assert_eq!(header.body_len, bytes.len() - HEADER_LEN);
+        let other = CacheKey::new("agg", 2, key.log_id());
+        assert_eq!(
+            EntryHeader::inspect(&other, &bytes, 1024),
+            Err(EntryError::Foreign)
+        );
     }
 
     #[test]

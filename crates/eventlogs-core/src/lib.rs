@@ -61,8 +61,8 @@ pub(crate) use record::{NewEvent, RawEvent};
 pub mod backend {
     pub use crate::cache::{CacheKey, DEFAULT_MAX_ENTRY_BYTES};
     pub use crate::entry::{
-        CacheEntry, EntryError, FORMAT as CACHE_FORMAT, HEADER_LEN as CACHE_HEADER_LEN,
-        THROUGH_INDEX_OFFSET,
+        CacheEntry, EntryError, EntryHeader, FORMAT as CACHE_FORMAT,
+        HEADER_LEN as CACHE_HEADER_LEN, THROUGH_INDEX_OFFSET,
     };
     pub use crate::log_id::{LOG_ID_LEN, LOG_ID_PREFIX};
     pub use crate::record::{NewEvent, RawEvent};
