@@ -22,6 +22,22 @@ enum Account {
     Deposited { amount: i64 },
 }
 
+/// Opens the account `id` for `owner` (its first event).
+async fn open<A: eventlogs::Aggregate<Event = Account>>(
+    logs: &LogManager<A>,
+    id: &LogId,
+    owner: &str,
+) -> eventlogs::LogState {
+    logs.create(
+        id,
+        &Account::Opened {
+            owner: owner.into(),
+        },
+    )
+    .await
+    .unwrap()
+}
+
 /// A schema of the test's own, migrated through the binary.
 fn schema(test: &str) -> String {
     format!("cli_{test}_{}", std::process::id())
@@ -87,14 +103,7 @@ async fn cli_counts_and_shows_what_the_store_holds() {
     logs.append(&opened, &Account::Deposited { amount: 7 })
         .await
         .unwrap();
-    logs.create(
-        &LogId::new(),
-        &Account::Opened {
-            owner: "bob".into(),
-        },
-    )
-    .await
-    .unwrap();
+    open(&logs, &LogId::new(), "bob").await;
 
     let status = stdout_json(&eventlogs(&url, &schema, &["status", "--json"]));
     assert_eq!(status["events"], 3);
@@ -200,23 +209,8 @@ async fn cli_tails_the_feed_with_filters() {
     let store = store(&url, &schema).await;
     let logs: LogManager<EventsOnly<Account>> = LogManager::new(Arc::clone(&store));
     let (ada, bob) = (LogId::new(), LogId::new());
-    let opened = logs
-        .create(
-            &ada,
-            &Account::Opened {
-                owner: "ada".into(),
-            },
-        )
-        .await
-        .unwrap();
-    logs.create(
-        &bob,
-        &Account::Opened {
-            owner: "bob".into(),
-        },
-    )
-    .await
-    .unwrap();
+    let opened = open(&logs, &ada, "ada").await;
+    open(&logs, &bob, "bob").await;
     logs.append(&opened, &Account::Deposited { amount: 5 })
         .await
         .unwrap();
@@ -253,15 +247,7 @@ async fn cli_follows_a_log() {
     let store = store(&url, &schema).await;
     let logs: LogManager<EventsOnly<Account>> = LogManager::new(Arc::clone(&store));
     let id = LogId::new();
-    let opened = logs
-        .create(
-            &id,
-            &Account::Opened {
-                owner: "ada".into(),
-            },
-        )
-        .await
-        .unwrap();
+    let opened = open(&logs, &id, "ada").await;
     let mut child = Command::new(env!("CARGO_BIN_EXE_eventlogs"))
         .env("EVENTLOGS_DATABASE_URL", &url)
         .args([
@@ -302,14 +288,7 @@ async fn cli_resets_a_subscription_only_while_nobody_runs_it() {
     let store = store(&url, &schema).await;
     let logs: LogManager<EventsOnly<Account>> = LogManager::new(Arc::clone(&store));
     for owner in ["ada", "bob"] {
-        logs.create(
-            &LogId::new(),
-            &Account::Opened {
-                owner: owner.into(),
-            },
-        )
-        .await
-        .unwrap();
+        open(&logs, &LogId::new(), owner).await;
     }
     let options = SubscriptionOptions::default().with_poll_interval(Duration::from_millis(50));
     let subscription = Subscription::new(Arc::clone(&store), "balances", options).unwrap();
@@ -407,15 +386,7 @@ async fn cli_checks_counts_and_purges_cache_entries() {
     let mut ids = Vec::new();
     for _ in 0..3 {
         let id = LogId::new();
-        let opened = logs
-            .create(
-                &id,
-                &Account::Opened {
-                    owner: "ada".into(),
-                },
-            )
-            .await
-            .unwrap();
+        let opened = open(&logs, &id, "ada").await;
         logs.append(&opened, &Account::Deposited { amount: 4 })
             .await
             .unwrap();
