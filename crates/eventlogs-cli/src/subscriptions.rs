@@ -20,8 +20,8 @@ struct Listed {
     since: Option<String>,
 }
 
-/// Every subscription of the schema, with who holds each (the lock of a claim is a
-/// session-level advisory lock on `hashtextextended(lock name, 0)`).
+/// Every subscription of the schema, with who holds each (see
+/// `PostgresEventStore::subscription_lock_prefix`).
 async fn listed(store: &PostgresEventStore) -> Result<Vec<Listed>, Failure> {
     let client = connect::client(store).await?;
     connect::version(store, &client).await?;
@@ -32,12 +32,14 @@ async fn listed(store: &PostgresEventStore) -> Result<Vec<Listed>, Failure> {
          LEFT JOIN pg_catalog.pg_locks AS l ON l.locktype = 'advisory' AND l.granted \
               AND l.objsubid = 1 AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
               AND ((l.classid::bigint << 32) | l.objid::bigint) \
-                  = hashtextextended('eventlogs.subscription.' || $1 || '.' || s.name, 0) \
+                  = hashtextextended($1 || s.name, 0) \
          LEFT JOIN pg_catalog.pg_stat_activity AS a ON a.pid = l.pid \
          ORDER BY s.name",
         schema = quoted(store)
     );
-    let rows = client.query(&sql, &[&store.config().schema]).await?;
+    let rows = client
+        .query(&sql, &[&store.subscription_lock_prefix()])
+        .await?;
     Ok(rows
         .iter()
         .map(|r| {

@@ -240,6 +240,14 @@ impl PostgresEventStore {
         &self.inner.config
     }
 
+    /// What the names of this schema's subscription locks start with. A consumer holds the
+    /// session-level advisory lock `hashtextextended(prefix || name, 0)` while it runs the
+    /// subscription `name`, so tools can tell from `pg_locks` who runs it.
+    #[must_use]
+    pub fn subscription_lock_prefix(&self) -> String {
+        crate::subscription_sql::lock_prefix(&self.inner.config.schema)
+    }
+
     pub(crate) async fn client(&self) -> Result<Object> {
         let c = &self.inner.config;
         self.inner.pool.get().await.map_err(|e| {

@@ -55,5 +55,10 @@ impl SubscriptionStatements {
 
 /// The advisory lock name of a subscription: one lock per schema and name.
 pub(crate) fn lock_name(schema: &str, name: &str) -> String {
-    format!("eventlogs.subscription.{schema}.{name}")
+    format!("{}{name}", lock_prefix(schema))
+}
+
+/// What every subscription lock name of `schema` starts with; the name follows.
+pub(crate) fn lock_prefix(schema: &str) -> String {
+    format!("eventlogs.subscription.{schema}.")
 }
