@@ -79,20 +79,18 @@ fn glob_escape(text: &str) -> String {
 }
 
 /// Runs `each` on every page of keys matching `pattern`, on every primary of a cluster.
-async fn scan<F>(client: &Client, pattern: String, mut each: F) -> Result<(), Failure>
-where
-    F: FnMut(Vec<String>) -> futures::future::BoxFuture<'static, Result<(), Failure>>,
-{
-    let redis = |e: eventlogs::redis::fred::error::Error| {
-        Failure::Query(format!("Redis refused the scan: {e}"))
-    };
+async fn scan(
+    client: &Client,
+    pattern: String,
+    mut each: impl AsyncFnMut(Vec<String>) -> Result<(), Failure>,
+) -> Result<(), Failure> {
     let mut pages = if client.is_clustered() {
         client.scan_cluster(pattern, Some(SCAN_COUNT), None).boxed()
     } else {
         client.scan(pattern, Some(SCAN_COUNT), None).boxed()
     };
     while let Some(page) = pages.next().await {
-        let mut page = page.map_err(redis)?;
+        let mut page = page.map_err(|e| Failure::Query(format!("Redis refused the scan: {e}")))?;
         let keys: Vec<String> = page
             .take_results()
             .unwrap_or_default()
@@ -106,18 +104,12 @@ where
 }
 
 async fn stats(cache: &RedisReductionCache, prefix: &str, out: &Output) -> Result<(), Failure> {
-    let client = cache.pool().next().clone();
+    let client = cache.pool().next();
     let bar = out.progress(0, "scanning keys");
-    let counts = std::sync::Arc::new(std::sync::Mutex::new(
-        BTreeMap::<(String, String), u64>::new(),
-    ));
-    let (seen, start) = (counts.clone(), format!("{prefix}:"));
-    let bar_in = bar.clone();
-    scan(&client, format!("{}:*", glob_escape(prefix)), move |keys| {
-        bar_in.inc(keys.len() as u64);
-        let mut counts = seen
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let start = format!("{prefix}:");
+    let mut counts = BTreeMap::<(String, String), u64>::new();
+    scan(client, format!("{}:*", glob_escape(prefix)), async |keys| {
+        bar.inc(keys.len() as u64);
         for key in keys {
             // `{prefix}:{name}:v{version}:{log id}`
             let rest = key.strip_prefix(&start).unwrap_or(&key);
@@ -130,18 +122,16 @@ async fn stats(cache: &RedisReductionCache, prefix: &str, out: &Output) -> Resul
             };
             *counts.entry(group).or_default() += 1;
         }
-        Box::pin(async { Ok(()) })
+        Ok(())
     })
     .await?;
     bar.finish_and_clear();
-    let counts = counts
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clone();
     if out.json() {
         let all: Vec<_> = counts
             .iter()
-            .map(|((name, version), n)| json!({ "aggregate": name, "version": version, "entries": n }))
+            .map(|((name, version), n)| {
+                json!({ "aggregate": name, "version": version, "entries": n })
+            })
             .collect();
         out.document(&json!({ "key_prefix": prefix, "aggregates": all }));
         return Ok(());
@@ -164,32 +154,23 @@ async fn purge(
     let name = aggregate_name(aggregate)?;
     let version = version.map_or_else(|| "*".to_owned(), |v| v.to_string());
     let pattern = format!("{}:{}:v{version}:*", glob_escape(prefix), glob_escape(name));
-    let client = cache.pool().next().clone();
+    let client = cache.pool().next();
     let bar = out.progress(0, "deleting entries");
-    let deleted = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let (count, bar_in) = (deleted.clone(), bar.clone());
-    let unlinker = client.clone();
-    scan(&client, pattern, move |keys| {
-        let (client, count, bar) = (unlinker.clone(), count.clone(), bar_in.clone());
-        Box::pin(async move {
-            if keys.is_empty() {
-                return Ok(());
-            }
-            // One key per call: on a cluster the keys of a page live in different slots.
-            for key in keys {
-                let n: u64 = client
-                    .unlink(key)
-                    .await
-                    .map_err(|e| Failure::Query(format!("Redis refused a delete: {e}")))?;
-                count.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-                bar.inc(n);
-            }
-            Ok(())
-        })
+    let mut deleted = 0u64;
+    scan(client, pattern, async |keys| {
+        // One key per call: on a cluster the keys of a page live in different slots.
+        for key in keys {
+            let n: u64 = client
+                .unlink(key)
+                .await
+                .map_err(|e| Failure::Query(format!("Redis refused a delete: {e}")))?;
+            deleted += n;
+            bar.inc(n);
+        }
+        Ok(())
     })
     .await?;
     bar.finish_and_clear();
-    let deleted = deleted.load(std::sync::atomic::Ordering::Relaxed);
     if out.json() {
         out.document(&json!({ "aggregate": name, "version": version, "deleted": deleted }));
     } else {
