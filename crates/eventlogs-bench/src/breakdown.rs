@@ -105,6 +105,7 @@ async fn raw(
                         &index,
                         &Payment::json(i as i64),
                         &metadata,
+                        &crate::writes::VERSION,
                     ],
                 )
                 .await

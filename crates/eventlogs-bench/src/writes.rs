@@ -15,6 +15,9 @@ use crate::setup::{Balance, Env, Payment};
 
 /// The library's own statement for one event without a key, so the ratio shows only the
 /// library's overhead (the SQL's cost is in both).
+/// The event schema version the library's statements take last.
+pub(crate) const VERSION: i32 = 1;
+
 async fn append_sql(env: &Env) -> Result<String, String> {
     Ok(env.store(1).await?.single_append_sql().to_owned())
 }
@@ -49,7 +52,7 @@ pub(crate) async fn raw_inserts(
             let payload = Payment::json(i as i64);
             let metadata: Option<&str> = None;
             let rows = client
-                .query(&stmt, &[&log, &index, &payload, &metadata])
+                .query(&stmt, &[&log, &index, &payload, &metadata, &VERSION])
                 .await
                 .map_err(|e| e.to_string())?;
             if rows.len() != 1 {
@@ -164,7 +167,10 @@ async fn raw_batches(env: &Env, concurrency: usize, batch: usize) -> Result<Work
             let payloads: Vec<String> = (0..batch as i64).map(Payment::json).collect();
             let metadata: Option<&str> = None;
             let rows = client
-                .query(&stmt, &[logs.log(worker), &first, &payloads, &metadata])
+                .query(
+                    &stmt,
+                    &[logs.log(worker), &first, &payloads, &metadata, &VERSION],
+                )
                 .await
                 .map_err(|e| e.to_string())?;
             Ok(rows.len() as u64)

@@ -33,6 +33,24 @@ impl CacheKey {
         }
     }
 
+    /// The key of a reduction folded from events read through upcasters with
+    /// [`fingerprint`](crate::Upcasters::fingerprint): `{name}:v{version}.u{fingerprint}:{log_id}`
+    /// (unchanged for 0, no upcasters).
+    #[must_use]
+    pub fn upcast_with(self, fingerprint: u64) -> Self {
+        if fingerprint == 0 {
+            return self;
+        }
+        let log_id = self.log_id;
+        let Some(prefix) = self.key.strip_suffix(&format!(":{log_id}")) else {
+            return self;
+        };
+        Self {
+            key: format!("{prefix}.u{fingerprint:016x}:{log_id}"),
+            log_id,
+        }
+    }
+
     /// The key as text, without a backend prefix.
     #[must_use]
     pub fn as_str(&self) -> &str {

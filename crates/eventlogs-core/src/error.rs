@@ -58,6 +58,15 @@ pub enum Error {
         log_id: LogId,
     },
 
+    /// The log was deleted ([`LogManager::delete`](crate::LogManager::delete)). Nothing was
+    /// written or read: its id cannot be written to again, and an idempotency key of one of its
+    /// writes replays as this error.
+    #[error("log {log_id} was deleted")]
+    LogDeleted {
+        /// The log asked for.
+        log_id: LogId,
+    },
+
     /// The events would pass the last index a log can hold (`u32::MAX`). Nothing was written.
     #[error(
         "log {log_id} is full: {count} event(s) at index {next_index} would pass index {}",
@@ -225,6 +234,7 @@ impl Error {
             Self::IdempotentReplay { .. } => ErrorKind::IdempotentReplay,
             Self::IdempotencyConflict { .. } => ErrorKind::IdempotencyConflict,
             Self::LogNotFound { .. } => ErrorKind::LogNotFound,
+            Self::LogDeleted { .. } => ErrorKind::LogDeleted,
             Self::LogFull { .. } => ErrorKind::LogFull,
             Self::IndexGap { .. } => ErrorKind::IndexGap,
             Self::Contended { .. } => ErrorKind::Contended,
@@ -262,6 +272,8 @@ pub enum ErrorKind {
     IdempotencyConflict,
     /// [`Error::LogNotFound`].
     LogNotFound,
+    /// [`Error::LogDeleted`].
+    LogDeleted,
     /// [`Error::LogFull`].
     LogFull,
     /// [`Error::IndexGap`].
@@ -297,6 +309,7 @@ impl ErrorKind {
             Self::IdempotentReplay => "idempotent_replay",
             Self::IdempotencyConflict => "idempotency_conflict",
             Self::LogNotFound => "log_not_found",
+            Self::LogDeleted => "log_deleted",
             Self::LogFull => "log_full",
             Self::IndexGap => "index_gap",
             Self::Contended => "contended",
@@ -354,6 +367,7 @@ mod tests {
                 false,
             ),
             (Error::LogNotFound { log_id }, "log_not_found", false, false),
+            (Error::LogDeleted { log_id }, "log_deleted", false, false),
             (
                 Error::Contended {
                     log_id,

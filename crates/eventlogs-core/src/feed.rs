@@ -42,14 +42,24 @@ pub struct FeedEvent {
     pub position: FeedPosition,
     /// The log it belongs to.
     pub log_id: LogId,
-    /// The event.
+    /// The event. For a deletion marker, an empty event (`null`) at the index the log
+    /// would have written next.
     pub event: RawEvent,
+    /// Whether this is the marker of the log's deletion
+    /// ([`LogManager::delete`](crate::LogManager::delete)) rather than an event: every event
+    /// of the log before it is gone, and a read model should forget the log.
+    pub deleted: bool,
 }
 
 impl FeedEvent {
     /// The event as a typed record of its log (deserializes the payload and metadata); a
     /// payload that no longer fits `E` is [`Error::Corrupt`](crate::Error::Corrupt).
     pub fn decode<E: serde::de::DeserializeOwned>(&self) -> Result<EventRecord<E>> {
+        if self.deleted {
+            return Err(crate::Error::LogDeleted {
+                log_id: self.log_id,
+            });
+        }
         self.event.decode(&self.log_id)
     }
 

@@ -27,6 +27,7 @@ mod store;
 mod subscription;
 pub mod telemetry;
 mod timestamp;
+mod upcast;
 
 pub use aggregate::{Aggregate, EventsOnly};
 pub use cache::ReductionCache;
@@ -47,6 +48,7 @@ pub use subscription::{
     SubscriptionOptions,
 };
 pub use timestamp::Timestamp;
+pub use upcast::{Upcast, Upcasters};
 
 // The crate's own code names these from the root, as before the split.
 pub(crate) use cache::CacheKey;

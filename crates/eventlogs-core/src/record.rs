@@ -39,6 +39,9 @@ pub struct RawEvent {
     pub metadata: Option<String>,
     /// The event as JSON text.
     pub payload: String,
+    /// The schema version the event was written at (see [`Upcasters`](crate::Upcasters)):
+    /// 1 for events written before versions were stored, or without upcasters.
+    pub version: u32,
 }
 
 impl RawEvent {

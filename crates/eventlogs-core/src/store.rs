@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::stream::BoxStream;
@@ -20,6 +21,7 @@ pub struct AppendRequest {
     metadata: Option<NewEvent>,
     idempotency_key: Option<String>,
     request_hash: u64,
+    event_version: u32,
 }
 
 impl AppendRequest {
@@ -44,7 +46,22 @@ impl AppendRequest {
             metadata,
             idempotency_key,
             request_hash,
+            event_version: 1,
         }
+    }
+
+    /// The same request with its events stored at schema version `version` (see
+    /// [`Upcasters`](crate::Upcasters); 1 by default, and 0 is taken as 1).
+    #[must_use]
+    pub fn with_event_version(mut self, version: u32) -> Self {
+        self.event_version = version.max(1);
+        self
+    }
+
+    /// The schema version the events are stored at.
+    #[must_use]
+    pub fn event_version(&self) -> u32 {
+        self.event_version
     }
 
     /// The log written to.
@@ -341,6 +358,38 @@ pub trait EventStore: Send + Sync + fmt::Debug + 'static {
     /// still be in flight is `None`: only a committed write is ever reported.
     async fn find_idempotency_key(&self, key: &str) -> Result<Option<StoredKey>>;
 
+    /// Deletes a log: removes every event, and leaves a marker that refuses every later write
+    /// to its id with [`Error::LogDeleted`], answers reads with the same error, turns the
+    /// replay of an idempotency key of one of its writes into that error too, and shows the
+    /// deletion in the global feed ([`FeedEvent::deleted`](crate::FeedEvent::deleted)).
+    ///
+    /// Atomic against racing appends: an append that commits first is deleted with the rest,
+    /// one that commits after is refused, and no reader sees part of the log. Returns how
+    /// many events were removed; a log already deleted gives `Ok(0)`, an unknown log
+    /// [`Error::LogNotFound`].
+    ///
+    /// The default refuses with [`Error::Unsupported`].
+    async fn delete(&self, log_id: &LogId) -> Result<u64> {
+        let _ = log_id;
+        Err(Error::Unsupported {
+            operation: "delete",
+            reason: format!("{self:?} does not delete logs"),
+        })
+    }
+
+    /// Removes idempotency keys stored more than `older_than` ago, at most `max_keys` of them
+    /// per call; returns how many it removed (call again while it returns `max_keys`). A
+    /// retry with a removed key is no longer recognised: it writes again.
+    ///
+    /// The default refuses with [`Error::Unsupported`].
+    async fn remove_idempotency_keys(&self, older_than: Duration, max_keys: u32) -> Result<u64> {
+        let _ = (older_than, max_keys);
+        Err(Error::Unsupported {
+            operation: "removing idempotency keys",
+            reason: format!("{self:?} does not remove idempotency keys"),
+        })
+    }
+
     /// The limits this store enforces.
     fn limits(&self) -> &Limits;
 }
@@ -366,6 +415,14 @@ impl<T: EventStore + ?Sized> EventStore for Arc<T> {
 
     async fn find_idempotency_key(&self, key: &str) -> Result<Option<StoredKey>> {
         (**self).find_idempotency_key(key).await
+    }
+
+    async fn delete(&self, log_id: &LogId) -> Result<u64> {
+        (**self).delete(log_id).await
+    }
+
+    async fn remove_idempotency_keys(&self, older_than: Duration, max_keys: u32) -> Result<u64> {
+        (**self).remove_idempotency_keys(older_than, max_keys).await
     }
 
     fn limits(&self) -> &Limits {

@@ -2,6 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use eventlogs_core::{
@@ -43,7 +44,10 @@ pub struct FakeEventStore {
 #[derive(Debug, Default)]
 pub(crate) struct State {
     pub(crate) logs: HashMap<LogId, Vec<RawEvent>>,
-    keys: HashMap<String, StoredKey>,
+    keys: HashMap<String, (StoredKey, Timestamp)>,
+    /// Deleted logs: the marker left in each (the index the log would have written next, and
+    /// when it was deleted).
+    pub(crate) deleted: HashMap<LogId, RawEvent>,
     /// Every event in commit order: the global feed.
     pub(crate) feed: Vec<(FeedPosition, LogId, u32)>,
     commits: u64,
@@ -101,9 +105,19 @@ impl EventStore for FakeEventStore {
         let count = u32::try_from(request.events().len()).unwrap_or(u32::MAX);
         let mut state = self.lock();
         if let Some(key) = request.idempotency_key() {
-            if let Some(used) = state.keys.get(key) {
-                return Err(request.key_already_used(used));
+            if let Some((used, _)) = state.keys.get(key) {
+                return Err(match request.key_already_used(used) {
+                    Error::IdempotentReplay { log_id, .. }
+                        if state.deleted.contains_key(&log_id) =>
+                    {
+                        Error::LogDeleted { log_id }
+                    }
+                    other => other,
+                });
             }
+        }
+        if state.deleted.contains_key(&log_id) {
+            return Err(Error::LogDeleted { log_id });
         }
         let len = state.logs.get(&log_id).map_or(0, Vec::len) as u64;
         let expected = request.expected_index();
@@ -137,6 +151,7 @@ impl EventStore for FakeEventStore {
                 idempotency_key: key.clone(),
                 metadata: metadata.clone(),
                 payload: event.json().to_owned(),
+                version: request.event_version(),
             });
         state.logs.entry(log_id).or_default().extend(events);
         state.commits += 1;
@@ -155,7 +170,7 @@ impl EventStore for FakeEventStore {
                 count,
                 request_hash: request.request_hash(),
             };
-            state.keys.insert(key, record);
+            state.keys.insert(key, (record, recorded_at));
         }
         drop(state);
         self.commits.send_replace(commit);
@@ -169,7 +184,58 @@ impl EventStore for FakeEventStore {
 
     async fn find_idempotency_key(&self, key: &str) -> Result<Option<StoredKey>> {
         check_idempotency_key(key, &self.limits)?;
-        Ok(self.lock().keys.get(key).copied())
+        Ok(self.lock().keys.get(key).map(|(record, _)| *record))
+    }
+
+    async fn delete(&self, log_id: &LogId) -> Result<u64> {
+        let mut state = self.lock();
+        if state.deleted.contains_key(log_id) {
+            return Ok(0);
+        }
+        let Some(events) = state.logs.remove(log_id) else {
+            return Err(Error::LogNotFound { log_id: *log_id });
+        };
+        let removed = events.len() as u64;
+        let marker = RawEvent {
+            index: u32::try_from(removed).unwrap_or(u32::MAX),
+            recorded_at: Timestamp::now(),
+            idempotency_key: None,
+            metadata: None,
+            payload: "null".into(),
+            version: 1,
+        };
+        state.deleted.insert(*log_id, marker);
+        state.feed.retain(|(_, log, _)| log != log_id);
+        state.commits += 1;
+        let commit = state.commits;
+        state.feed.push((
+            FeedPosition {
+                transaction: commit,
+                sequence: 1,
+            },
+            *log_id,
+            u32::try_from(removed).unwrap_or(u32::MAX),
+        ));
+        drop(state);
+        self.commits.send_replace(commit);
+        Ok(removed)
+    }
+
+    async fn remove_idempotency_keys(&self, older_than: Duration, max_keys: u32) -> Result<u64> {
+        let cutoff = Timestamp::now().as_unix_micros()
+            - i64::try_from(older_than.as_micros()).unwrap_or(i64::MAX);
+        let mut state = self.lock();
+        let old: Vec<String> = state
+            .keys
+            .iter()
+            .filter(|(_, (_, at))| at.as_unix_micros() < cutoff)
+            .map(|(key, _)| key.clone())
+            .take(max_keys as usize)
+            .collect();
+        for key in &old {
+            state.keys.remove(key);
+        }
+        Ok(old.len() as u64)
     }
 
     async fn load(
@@ -180,6 +246,9 @@ impl EventStore for FakeEventStore {
     ) -> Result<Vec<RawEvent>> {
         self.limits.check_page(max_events)?;
         let state = self.lock();
+        if state.deleted.contains_key(log_id) {
+            return Err(Error::LogDeleted { log_id: *log_id });
+        }
         let Some(events) = state.logs.get(log_id) else {
             return Ok(Vec::new());
         };
@@ -194,13 +263,19 @@ impl EventStore for FakeEventStore {
         let chunks = futures::stream::unfold(
             (Arc::clone(&self.state), from_index as usize),
             move |(state, from)| async move {
-                let chunk = chunk(&state, &log_id, from);
-                if chunk.is_empty() {
+                let chunk = match chunk(&state, &log_id, from) {
+                    Ok(chunk) => chunk,
+                    // A log deleted before or during the read ends the stream with the error.
+                    Err(error) => {
+                        return Some((futures::stream::iter(vec![Err(error)]), (state, usize::MAX)))
+                    }
+                };
+                if chunk.is_empty() || from == usize::MAX {
                     return None;
                 }
                 let next = from + chunk.len();
                 Some((
-                    futures::stream::iter(chunk.into_iter().map(Ok)),
+                    futures::stream::iter(chunk.into_iter().map(Ok).collect::<Vec<_>>()),
                     (state, next),
                 ))
             },
@@ -222,13 +297,45 @@ pub(crate) fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
 }
 
 /// Copies at most one chunk of events out of the store.
-fn chunk(state: &Mutex<State>, log_id: &LogId, from: usize) -> Vec<RawEvent> {
+fn chunk(state: &Mutex<State>, log_id: &LogId, from: usize) -> Result<Vec<RawEvent>> {
     let state = lock(state);
+    if from == usize::MAX {
+        return Ok(Vec::new());
+    }
+    if state.deleted.contains_key(log_id) {
+        return Err(Error::LogDeleted { log_id: *log_id });
+    }
     let Some(events) = state.logs.get(log_id) else {
-        return Vec::new();
+        return Ok(Vec::new());
     };
     let from = from.min(events.len());
-    events[from..(from + STREAM_CHUNK).min(events.len())].to_vec()
+    Ok(events[from..(from + STREAM_CHUNK).min(events.len())].to_vec())
+}
+
+impl State {
+    /// The feed's entry for event `index` of `log_id` (or the log's deletion marker).
+    pub(crate) fn feed_event(
+        &self,
+        position: FeedPosition,
+        log_id: LogId,
+        index: u32,
+    ) -> Option<FeedEvent> {
+        if let Some(marker) = self.deleted.get(&log_id) {
+            return (marker.index == index).then(|| FeedEvent {
+                position,
+                log_id,
+                event: marker.clone(),
+                deleted: true,
+            });
+        }
+        let event = self.logs.get(&log_id)?.get(index as usize)?.clone();
+        Some(FeedEvent {
+            position,
+            log_id,
+            event,
+            deleted: false,
+        })
+    }
 }
 
 #[async_trait]
@@ -248,14 +355,7 @@ impl EventFeed for FakeEventStore {
         Ok(state.feed[start..]
             .iter()
             .take(max as usize)
-            .filter_map(|(position, log_id, index)| {
-                let event = state.logs.get(log_id)?.get(*index as usize)?.clone();
-                Some(FeedEvent {
-                    position: *position,
-                    log_id: *log_id,
-                    event,
-                })
-            })
+            .filter_map(|(position, log_id, index)| state.feed_event(*position, *log_id, *index))
             .collect())
     }
 }

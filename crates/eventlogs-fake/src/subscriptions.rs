@@ -42,9 +42,9 @@ impl SubscriptionStore for FakeEventStore {
         let state = self.lock();
         let checkpoint = state.checkpoints.get(name).copied().unwrap_or_default();
         let start = state.feed.partition_point(|(p, _, _)| *p <= checkpoint);
-        let behind = state.feed.get(start).and_then(|(_, log_id, index)| {
-            let event = state.logs.get(log_id)?.get(*index as usize)?;
-            Some(event.recorded_at.elapsed_until(Timestamp::now()))
+        let behind = state.feed.get(start).and_then(|(position, log_id, index)| {
+            let event = state.feed_event(*position, *log_id, *index)?;
+            Some(event.event.recorded_at.elapsed_until(Timestamp::now()))
         });
         Ok(Lag {
             checkpoint,

@@ -24,12 +24,17 @@ impl PostgresEventStore {
             .map(Option::flatten)
     }
 
-    pub(crate) async fn log_exists(&self, log_id: &LogId) -> Result<bool> {
+    /// Whether the log exists, and if so whether it was deleted.
+    pub(crate) async fn log_existence(&self, log_id: &LogId) -> Result<Existence> {
         let rows = self
             .rows(&self.statements().log_exists, &[&rows::uuid(log_id)])
             .await?
             .map_err(query_error)?;
-        Ok(rows.first().is_some_and(|r| r.get(0)))
+        Ok(match rows.first() {
+            None => Existence::Missing,
+            Some(row) if row.get::<_, bool>(0) => Existence::Deleted,
+            Some(_) => Existence::Live,
+        })
     }
 
     /// Runs the append statement that fits the request: without a key, a plain conditional
@@ -42,19 +47,23 @@ impl PostgresEventStore {
         let uuid = rows::uuid(&request.log_id());
         let expected = i64::try_from(request.expected_index()).unwrap_or(i64::MAX);
         let metadata = request.metadata();
+        let version = crate::group_sql::version(request);
         let sql = self.statements();
         let events = request.events();
         let Some(key) = request.idempotency_key() else {
             let rows = if events.len() == 1 {
                 self.rows(
                     &sql.append_one,
-                    &[&uuid, &expected, &events[0].json(), &metadata],
+                    &[&uuid, &expected, &events[0].json(), &metadata, &version],
                 )
                 .await?
             } else {
                 let payloads: Vec<&str> = events.iter().map(|e| e.json()).collect();
-                self.rows(&sql.append_many, &[&uuid, &expected, &payloads, &metadata])
-                    .await?
+                self.rows(
+                    &sql.append_many,
+                    &[&uuid, &expected, &payloads, &metadata, &version],
+                )
+                .await?
             };
             return Ok(rows.map(|rows| match rows.first() {
                 Some(row) => Inserted::Events {
@@ -69,7 +78,9 @@ impl PostgresEventStore {
         let rows = self
             .rows(
                 &sql.append,
-                &[&uuid, &expected, &payloads, &metadata, &key, &hash],
+                &[
+                    &uuid, &expected, &payloads, &metadata, &key, &hash, &version,
+                ],
             )
             .await?;
         Ok(rows.and_then(|rows| {
@@ -132,12 +143,13 @@ impl PostgresEventStore {
     /// or a log that does not exist.
     pub(crate) async fn previous_missing(&self, request: &AppendRequest) -> Error {
         let log_id = request.log_id();
-        match self.log_exists(&log_id).await {
-            Ok(true) => Error::IndexGap {
+        match self.log_existence(&log_id).await {
+            Ok(Existence::Live) => Error::IndexGap {
                 log_id,
                 index: request.expected_index(),
             },
-            Ok(false) => Error::LogNotFound { log_id },
+            Ok(Existence::Missing) => Error::LogNotFound { log_id },
+            Ok(Existence::Deleted) => Error::LogDeleted { log_id },
             Err(error) => error,
         }
     }
@@ -163,4 +175,15 @@ enum Inserted {
     PreviousMissing,
     /// The statement's answer could not be decoded.
     Unreadable(Error),
+}
+
+/// What is at index 0 of a log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Existence {
+    /// Nothing: the log was never written.
+    Missing,
+    /// Its first event.
+    Live,
+    /// The marker of its deletion.
+    Deleted,
 }

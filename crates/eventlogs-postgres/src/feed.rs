@@ -89,7 +89,7 @@ impl PostgresEventStore {
         let mut events = Vec::new();
         let mut page = FeedPage::default();
         for row in found.map_err(query_error)? {
-            let kind: i32 = row.try_get(8).map_err(|_| unreadable("row kind"))?;
+            let kind: i32 = row.try_get(10).map_err(|_| unreadable("row kind"))?;
             if kind == 0 {
                 events.push(feed_event(&row)?);
                 continue;
@@ -131,14 +131,16 @@ impl PostgresEventStore {
     }
 }
 
-/// A feed row: `transaction_id::text, position, log_id`, then the five columns of an event.
+/// A feed row: `transaction_id::text, position, log_id`, then the seven columns of an event.
 fn feed_event(row: &Row) -> Result<FeedEvent> {
     let log_id: uuid::Uuid = row.try_get(2).map_err(|_| unreadable("log id"))?;
     let log_id = LogId::from_u128(log_id.as_u128());
+    let (event, deleted) = rows::event_at(&log_id, row, 3)?;
     Ok(FeedEvent {
         position: rows::feed_position(row, 0, "feed row")?,
         log_id,
-        event: rows::event_at(&log_id, row, 3)?,
+        event,
+        deleted,
     })
 }
 

@@ -20,10 +20,15 @@ pub(crate) struct FeedStatements {
     pub(crate) head: String,
 }
 
-/// The columns of a feed row: `transaction_id::text, position, log_id`, then the five of an
+/// The columns of a feed row: `transaction_id::text, position, log_id`, then the seven of an
 /// event.
 const FEED_COLUMNS: &str = "e.transaction_id::text, e.position, e.log_id, e.event_index, \
-     e.recorded_at, e.payload::text, e.metadata::text, e.idempotency_key";
+     e.recorded_at, e.payload::text, e.metadata::text, e.idempotency_key, e.event_version, \
+     e.deleted";
+
+/// Leaves out the marker a deleted log keeps at index 0 (it keeps the position of the event
+/// it replaced); the marker at the log's end, written by the delete, is the one readers see.
+const NOT_FIRST_MARKER: &str = "NOT (e.deleted AND e.event_index = 0)";
 
 /// The event type of a `jsonb` payload `p`, exactly as
 /// [`RawEvent::event_type`](eventlogs_core::backend::RawEvent::event_type) reads it: a string
@@ -50,7 +55,7 @@ impl FeedStatements {
             read: format!(
                 "SELECT {FEED_COLUMNS} FROM {schema}.events AS e \
                  WHERE (e.transaction_id, e.position) > ($1::text::xid8, $2::bigint) \
-                 AND e.transaction_id < $4::text::xid8 \
+                 AND e.transaction_id < $4::text::xid8 AND {NOT_FIRST_MARKER} \
                  ORDER BY e.transaction_id, e.position LIMIT $3"
             ),
             read_filtered: format!(
@@ -62,16 +67,17 @@ impl FeedStatements {
                  matched AS ( \
                     SELECT s.* FROM s \
                     WHERE ($6::uuid[] IS NULL OR s.log_id = ANY($6::uuid[])) \
-                      AND ($7::text[] IS NULL OR {event_type} = ANY($7::text[])) \
+                      AND ($7::text[] IS NULL OR s.deleted OR {event_type} = ANY($7::text[])) \
+                      AND NOT (s.deleted AND s.event_index = 0) \
                     ORDER BY s.transaction_id, s.position LIMIT $5), \
                  page AS ( \
                     SELECT 0 AS kind, e.transaction_id AS t, {FEED_COLUMNS} FROM matched AS e \
                     UNION ALL \
                     SELECT 1, l.transaction_id, l.transaction_id::text, l.position, NULL, \
-                           (SELECT count(*) FROM s), NULL, NULL, NULL, NULL \
+                           (SELECT count(*) FROM s), NULL, NULL, NULL, NULL, NULL, NULL \
                     FROM (SELECT * FROM s ORDER BY transaction_id DESC, position DESC LIMIT 1) AS l) \
                  SELECT transaction_id, position, log_id, event_index, recorded_at, payload, \
-                        metadata, idempotency_key, kind \
+                        metadata, idempotency_key, event_version, deleted, kind \
                  FROM page ORDER BY kind, t, position"
             ),
             head: format!(

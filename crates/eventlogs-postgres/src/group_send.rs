@@ -44,6 +44,7 @@ impl PostgresEventStore {
                         &p.event_request,
                         &p.event_step,
                         &p.payloads,
+                        &p.versions,
                     ],
                 )
                 .await;
@@ -88,7 +89,9 @@ impl PostgresEventStore {
         let mut expected = Vec::with_capacity(requests.len());
         let mut payloads = Vec::with_capacity(requests.len());
         let mut metadata = Vec::with_capacity(requests.len());
+        let mut versions = Vec::with_capacity(requests.len());
         for request in requests {
+            versions.push(crate::group_sql::version(request));
             logs.push(rows::uuid(&request.log_id()));
             expected.push(i64::try_from(request.expected_index()).unwrap_or(i64::MAX));
             payloads.push(request.events()[0].json());
@@ -96,7 +99,7 @@ impl PostgresEventStore {
         }
         let sql = &self.statements().append_group_one;
         let written = match self
-            .rows(sql, &[&logs, &expected, &payloads, &metadata])
+            .rows(sql, &[&logs, &expected, &payloads, &metadata, &versions])
             .await
         {
             Ok(Ok(rows)) => rows,

@@ -40,29 +40,31 @@ use crate::rows;
 /// The statement, with the schema spliced in (validated as a plain identifier).
 ///
 /// Per request: `$1` log ids, `$2` expected indexes, `$3` metadata JSON, `$4` keys, `$5`
-/// request hashes, `$6` event counts. Per event: `$7` the request's ordinal (from 1), `$8` the
-/// event's place in its request (from 0), `$9` its JSON. One row per request, in order:
+/// request hashes, `$6` event counts, `$10` event schema versions. Per event: `$7` the request's
+/// ordinal (from 1), `$8` the event's place in its request (from 0), `$9` its JSON. One row per request, in order:
 /// ordinal, the used key's record (four columns, null when unused), whether the index was
 /// taken, whether the previous index exists, whether the log exists (only when the previous
 /// index does not), the commit time of what was inserted.
 pub(crate) fn group_append_sql(schema: &str) -> String {
     format!(
         r#"WITH req AS (
-    SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::integer[])
-        WITH ORDINALITY AS r(log_id, expected, metadata, key, hash, n, ord)
+    SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::integer[],
+                         $10::integer[])
+        WITH ORDINALITY AS r(log_id, expected, metadata, key, hash, n, version, ord)
 ), checked AS (
     SELECT r.*, u.log_id AS used_log, u.first_index AS used_first, u.event_count AS used_count,
            u.request_hash AS used_hash,
            EXISTS (SELECT 1 FROM {schema}.events e
                    WHERE e.log_id = r.log_id AND e.event_index = r.expected) AS taken,
            (r.expected = 0 OR EXISTS (SELECT 1 FROM {schema}.events e
-                   WHERE e.log_id = r.log_id AND e.event_index = r.expected - 1)) AS previous
+                   WHERE e.log_id = r.log_id AND e.event_index = r.expected - 1
+                   AND NOT e.deleted)) AS previous
     FROM req r LEFT JOIN {schema}.idempotency_keys u ON u.key = r.key
 ), accepted AS (
     SELECT * FROM checked WHERE used_log IS NULL AND NOT taken AND previous
 ), inserted AS (
-    INSERT INTO {schema}.events (log_id, event_index, payload, metadata, idempotency_key)
-    SELECT a.log_id, a.expected + p.step, p.payload::jsonb, a.metadata::jsonb, a.key
+    INSERT INTO {schema}.events (log_id, event_index, payload, metadata, idempotency_key, event_version)
+    SELECT a.log_id, a.expected + p.step, p.payload::jsonb, a.metadata::jsonb, a.key, a.version
     FROM unnest($7::integer[], $8::bigint[], $9::text[]) AS p(req, step, payload)
     JOIN accepted a ON a.ord = p.req
     ORDER BY a.log_id, p.step
@@ -82,22 +84,29 @@ FROM checked c ORDER BY c.ord"#
 }
 
 /// The statement of a group whose requests each write one event without a key, the most
-/// common group by far: `$1` log ids, `$2` indexes, `$3` payloads, `$4` metadata. A request is
+/// common group by far: `$1` log ids, `$2` indexes, `$3` payloads, `$4` metadata, `$5` event
+/// schema versions. A request is
 /// one row, so `ON CONFLICT DO NOTHING` on the primary key keeps each one whole: a row whose
 /// index is taken (committed, or committed by a transaction it waited for) is skipped, and so
 /// is a row whose previous index is missing. Returns the log id of each row written; a request
 /// without one is sent again alone, which names its error exactly.
 pub(crate) fn group_append_one_sql(schema: &str) -> String {
     format!(
-        r#"INSERT INTO {schema}.events (log_id, event_index, payload, metadata)
-SELECT r.log_id, r.expected, r.payload::jsonb, r.metadata::jsonb
-FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[]) AS r(log_id, expected, payload, metadata)
+        r#"INSERT INTO {schema}.events (log_id, event_index, payload, metadata, event_version)
+SELECT r.log_id, r.expected, r.payload::jsonb, r.metadata::jsonb, r.version
+FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::integer[])
+     AS r(log_id, expected, payload, metadata, version)
 WHERE r.expected = 0 OR EXISTS (SELECT 1 FROM {schema}.events e
-      WHERE e.log_id = r.log_id AND e.event_index = r.expected - 1)
+      WHERE e.log_id = r.log_id AND e.event_index = r.expected - 1 AND NOT e.deleted)
 ORDER BY r.log_id
 ON CONFLICT (log_id, event_index) DO NOTHING
 RETURNING log_id, recorded_at"#
     )
+}
+
+/// The event schema version of `request` as the `integer` column takes it.
+pub(crate) fn version(request: &AppendRequest) -> i32 {
+    i32::try_from(request.event_version()).unwrap_or(i32::MAX)
 }
 
 /// Whether every request of a group writes one event without a key.
@@ -116,6 +125,7 @@ pub(crate) struct GroupParams<'a> {
     pub(crate) keys: Vec<Option<&'a str>>,
     pub(crate) hashes: Vec<i64>,
     pub(crate) counts: Vec<i32>,
+    pub(crate) versions: Vec<i32>,
     pub(crate) event_request: Vec<i32>,
     pub(crate) event_step: Vec<i64>,
     pub(crate) payloads: Vec<&'a str>,
@@ -135,6 +145,7 @@ impl<'a> GroupParams<'a> {
             let events = request.events();
             p.counts
                 .push(i32::try_from(events.len()).unwrap_or(i32::MAX));
+            p.versions.push(version(request));
             for (step, event) in (0i64..).zip(events) {
                 p.event_request.push(ordinal);
                 p.event_step.push(step);
@@ -161,6 +172,7 @@ pub(crate) fn outcome(request: &AppendRequest, row: &Row) -> Result<Appended> {
     }
     if !row.try_get::<_, bool>(6).map_err(bad)? {
         let log_exists: Option<bool> = row.try_get(7).map_err(bad)?;
+        // A deleted log's marker at index 0 counts as the log here; the store names it.
         return Err(if log_exists == Some(true) {
             Error::IndexGap { log_id, index }
         } else {

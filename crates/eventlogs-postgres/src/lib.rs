@@ -20,6 +20,7 @@ mod append;
 mod citus;
 mod config;
 mod connect;
+mod delete;
 mod error;
 mod feed;
 mod feed_sql;

@@ -39,26 +39,37 @@ pub(crate) fn position_params(at: FeedPosition) -> (String, i64) {
     )
 }
 
-/// A row of `event_index, recorded_at, payload::text, metadata::text, idempotency_key`.
+/// A row of `event_index, recorded_at, payload::text, metadata::text, idempotency_key,
+/// event_version, deleted`; a deletion marker is [`Error::LogDeleted`].
 pub(crate) fn event(log_id: &LogId, row: &Row) -> Result<RawEvent> {
-    event_at(log_id, row, 0)
+    match event_at(log_id, row, 0)? {
+        (_, true) => Err(Error::LogDeleted { log_id: *log_id }),
+        (event, false) => Ok(event),
+    }
 }
 
-/// The same five columns starting at column `at`.
-pub(crate) fn event_at(log_id: &LogId, row: &Row, at: usize) -> Result<RawEvent> {
+/// The same seven columns starting at column `at`: the event, and whether it is a deletion
+/// marker.
+pub(crate) fn event_at(log_id: &LogId, row: &Row, at: usize) -> Result<(RawEvent, bool)> {
     let index: i64 = row
         .try_get(at)
         .map_err(|e| corrupt(log_id, -1, e.to_string()))?;
     let decode = |e: tokio_postgres::Error| corrupt(log_id, index, e.to_string());
     let recorded_at: PgTimestamp = row.try_get(at + 1).map_err(decode)?;
-    Ok(RawEvent {
+    let version: i32 = row.try_get(at + 5).map_err(decode)?;
+    let event = RawEvent {
         index: u32::try_from(index)
             .map_err(|_| corrupt(log_id, index, "index outside 0..=u32::MAX"))?,
         recorded_at: recorded_at.0,
         payload: row.try_get(at + 2).map_err(decode)?,
         metadata: row.try_get(at + 3).map_err(decode)?,
         idempotency_key: row.try_get(at + 4).map_err(decode)?,
-    })
+        version: u32::try_from(version)
+            .ok()
+            .filter(|v| *v > 0)
+            .ok_or_else(|| corrupt(log_id, index, format!("event schema version {version}")))?,
+    };
+    Ok((event, row.try_get(at + 6).map_err(decode)?))
 }
 
 /// Microseconds between the Unix epoch and PostgreSQL's (2000-01-01 00:00:00 UTC).

@@ -145,6 +145,19 @@ END
 $do$;
 "#,
     },
+    Migration {
+        version: 7,
+        description: "event schema versions and deleted logs",
+        // Both columns have constant defaults, so adding them rewrites nothing: every stored
+        // event is at version 1 and not a deletion marker. A deleted log keeps two marker
+        // rows (`deleted`): index 0, so the id can never be created again, and the index it
+        // would have written next, which the delete inserts to win against racing appends.
+        sql: r#"
+ALTER TABLE {schema}.events
+    ADD COLUMN event_version integer NOT NULL DEFAULT 1,
+    ADD COLUMN deleted boolean NOT NULL DEFAULT false;
+"#,
+    },
 ];
 
 /// The bookkeeping table every migration run creates first.

@@ -25,11 +25,16 @@ pub(crate) struct Statements {
     pub(crate) stream: String,
     /// `$1` key.
     pub(crate) key: String,
-    /// `$1` log id: whether index 0 exists.
+    /// `$1` log id: index 0's `deleted` flag (no row when the log does not exist).
     pub(crate) log_exists: String,
+    /// `$1` log id: deletes the log (see `delete`).
+    pub(crate) delete: String,
+    /// `$1` age in seconds, `$2` most keys: removes keys stored longer ago.
+    pub(crate) remove_keys: String,
 }
 
-const COLUMNS: &str = "event_index, recorded_at, payload::text, metadata::text, idempotency_key";
+const COLUMNS: &str =
+    "event_index, recorded_at, payload::text, metadata::text, idempotency_key, event_version, deleted";
 
 impl Statements {
     pub(crate) fn new(schema: &str) -> Self {
@@ -40,10 +45,11 @@ impl Statements {
 ), allowed AS (
     SELECT NOT EXISTS (SELECT 1 FROM used)
        AND ($2::bigint = 0 OR EXISTS (
-            SELECT 1 FROM {schema}.events WHERE log_id = $1::uuid AND event_index = $2::bigint - 1)) AS ok
+            SELECT 1 FROM {schema}.events WHERE log_id = $1::uuid AND event_index = $2::bigint - 1
+            AND NOT deleted)) AS ok
 ), inserted AS (
-    INSERT INTO {schema}.events (log_id, event_index, payload, metadata, idempotency_key)
-    SELECT $1::uuid, $2::bigint + e.ord - 1, e.payload::jsonb, $4::text::jsonb, $5::text
+    INSERT INTO {schema}.events (log_id, event_index, payload, metadata, idempotency_key, event_version)
+    SELECT $1::uuid, $2::bigint + e.ord - 1, e.payload::jsonb, $4::text::jsonb, $5::text, $7::integer
     FROM unnest($3::text[]) WITH ORDINALITY AS e(payload, ord)
     WHERE (SELECT ok FROM allowed)
     RETURNING recorded_at
@@ -58,20 +64,20 @@ SELECT (SELECT count(*) FROM inserted),
 FROM (SELECT 1) AS one LEFT JOIN used AS u ON true"#
         );
         let previous = format!(
-            "($2::bigint = 0 OR EXISTS (SELECT 1 FROM {schema}.events WHERE log_id = $1::uuid AND event_index = $2::bigint - 1))"
+            "($2::bigint = 0 OR EXISTS (SELECT 1 FROM {schema}.events WHERE log_id = $1::uuid AND event_index = $2::bigint - 1 AND NOT deleted))"
         );
         Self {
             append,
             append_group: crate::group_sql::group_append_sql(schema),
             append_group_one: crate::group_sql::group_append_one_sql(schema),
             append_one: format!(
-                "INSERT INTO {schema}.events (log_id, event_index, payload, metadata) \
-                 SELECT $1::uuid, $2::bigint, $3::text::jsonb, $4::text::jsonb WHERE {previous} \
+                "INSERT INTO {schema}.events (log_id, event_index, payload, metadata, event_version) \
+                 SELECT $1::uuid, $2::bigint, $3::text::jsonb, $4::text::jsonb, $5::integer WHERE {previous} \
                  RETURNING recorded_at"
             ),
             append_many: format!(
-                "INSERT INTO {schema}.events (log_id, event_index, payload, metadata) \
-                 SELECT $1::uuid, $2::bigint + e.ord - 1, e.payload::jsonb, $4::text::jsonb \
+                "INSERT INTO {schema}.events (log_id, event_index, payload, metadata, event_version) \
+                 SELECT $1::uuid, $2::bigint + e.ord - 1, e.payload::jsonb, $4::text::jsonb, $5::integer \
                  FROM unnest($3::text[]) WITH ORDINALITY AS e(payload, ord) WHERE {previous} \
                  RETURNING recorded_at"
             ),
@@ -86,7 +92,16 @@ FROM (SELECT 1) AS one LEFT JOIN used AS u ON true"#
             key: format!(
                 "SELECT log_id, first_index, event_count, request_hash FROM {schema}.idempotency_keys WHERE key = $1"
             ),
-            log_exists: format!("SELECT EXISTS (SELECT 1 FROM {schema}.events WHERE log_id = $1 AND event_index = 0)"),
+            log_exists: format!(
+                "SELECT deleted FROM {schema}.events WHERE log_id = $1 AND event_index = 0"
+            ),
+            delete: crate::delete::delete_sql(schema),
+            remove_keys: format!(
+                "WITH gone AS (DELETE FROM {schema}.idempotency_keys WHERE key IN ( \
+                 SELECT key FROM {schema}.idempotency_keys \
+                 WHERE created_at < now() - make_interval(secs => $1::float8) LIMIT $2) \
+                 RETURNING 1) SELECT count(*) FROM gone"
+            ),
         }
     }
 }

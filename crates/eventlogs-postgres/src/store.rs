@@ -16,7 +16,7 @@ use eventlogs_core::{
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
-use crate::citus::{CitusStatements, Layout};
+use crate::citus::{self, CitusStatements, Layout};
 
 use crate::config::{redact, PostgresConfig, PostgresEventStoreBuilder};
 use crate::connect::Connector;
@@ -145,7 +145,7 @@ impl PostgresEventStore {
     }
 
     /// The statement an append of one event without an idempotency key runs (parameters:
-    /// log id, index, payload JSON, metadata JSON). Benchmarks run it through plain
+    /// log id, index, payload JSON, metadata JSON, event schema version as `integer`). Benchmarks run it through plain
     /// tokio-postgres to measure the library's own overhead against the same SQL.
     #[must_use]
     pub fn single_append_sql(&self) -> &str {
@@ -153,14 +153,15 @@ impl PostgresEventStore {
     }
 
     /// The statement a batch without an idempotency key runs (parameters: log id, first
-    /// index, payloads as `text[]`, metadata JSON), for the same kind of comparison.
+    /// index, payloads as `text[]`, metadata JSON, event schema version), for the same kind of
+    /// comparison.
     #[must_use]
     pub fn batch_append_sql(&self) -> &str {
         &self.inner.sql.append_many
     }
 
     /// The statement an append of one event without a key runs on a schema distributed over
-    /// a Citus cluster (parameters as [`single_append_sql`](Self::single_append_sql)), for the
+    /// a Citus cluster (parameters: log id, index, payload JSON, metadata JSON), for the
     /// same kind of comparison.
     #[must_use]
     pub fn distributed_append_sql(&self) -> &str {
@@ -282,9 +283,51 @@ impl EventStore for PostgresEventStore {
     async fn append(&self, request: &AppendRequest) -> Result<Appended> {
         request.validate(&self.inner.config.limits)?;
         match self.layout().await? {
-            Layout::Single if self.inner.groups.enabled() => self.append_grouped(request).await,
-            Layout::Single => self.append_single(request).await,
+            Layout::Single => {
+                let written = if self.inner.groups.enabled() {
+                    self.append_grouped(request).await
+                } else {
+                    self.append_single(request).await
+                };
+                match written {
+                    Err(
+                        error @ (Error::ConcurrentAppend { .. } | Error::IdempotentReplay { .. }),
+                    ) => Err(self.name_deleted(error).await),
+                    other => other,
+                }
+            }
+            Layout::Distributed if request.event_version() != 1 => Err(citus::unsupported_here(
+                "event schema versions above 1",
+                "the worker-side append functions of a distributed schema store every event at \
+                 version 1",
+            )),
             Layout::Distributed => self.append_distributed(request).await,
+        }
+    }
+
+    async fn delete(&self, log_id: &LogId) -> Result<u64> {
+        match self.layout().await? {
+            Layout::Single => self.delete_log(log_id).await,
+            Layout::Distributed => Err(citus::unsupported_here(
+                "delete",
+                "on a distributed schema an append checks its previous event with a foreign key, \
+                 which a deletion marker would satisfy",
+            )),
+        }
+    }
+
+    async fn remove_idempotency_keys(
+        &self,
+        older_than: std::time::Duration,
+        max_keys: u32,
+    ) -> Result<u64> {
+        match self.layout().await? {
+            Layout::Single => self.remove_keys(older_than, max_keys).await,
+            Layout::Distributed => Err(citus::unsupported_here(
+                "removing idempotency keys",
+                "a distributed schema keeps each key twice (a claim and the log's record), and \
+                 their removal is not built yet",
+            )),
         }
     }
 

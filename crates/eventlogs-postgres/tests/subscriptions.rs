@@ -69,7 +69,7 @@ async fn write(store: &Arc<PostgresEventStore>, writers: u64, per_writer: usize,
                         let rows = tx
                             .query(
                                 store.batch_append_sql(),
-                                &[&log, &0i64, &payloads, &None::<&str>],
+                                &[&log, &0i64, &payloads, &None::<&str>, &1i32],
                             )
                             .await
                             .unwrap();

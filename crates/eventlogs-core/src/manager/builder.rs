@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::{read_gate::ReadGate, stats::Counters, writer::Writer, CacheLink, Inner, LogManager};
 use crate::{
     Aggregate, Always, CacheReads, CachingPolicy, EventStore, ReductionCache, RetryPolicy,
+    Upcasters,
 };
 
 /// Configures a [`LogManager`]. Every setting has a default; only the store is required. The
@@ -38,6 +39,7 @@ pub struct LogManagerBuilder<A: Aggregate> {
     write_concurrency: usize,
     min_events_per_write: u64,
     cache_reads: CacheReads,
+    upcasters: Upcasters,
     _aggregate: PhantomData<fn() -> A>,
 }
 
@@ -85,6 +87,7 @@ impl<A: Aggregate> LogManagerBuilder<A> {
             write_concurrency: 8,
             min_events_per_write: DEFAULT_MIN_EVENTS_PER_WRITE,
             cache_reads: CacheReads::Adaptive,
+            upcasters: Upcasters::new(),
             _aggregate: PhantomData,
         }
     }
@@ -182,6 +185,17 @@ impl<A: Aggregate> LogManagerBuilder<A> {
         self
     }
 
+    /// How this manager's events evolved (default: none, version 1): new events are written
+    /// at [`Upcasters::version`], and every read rewrites older events through the steps
+    /// after their version before deserializing them. Cached reductions are keyed with
+    /// [`Upcasters::fingerprint`], so an entry folded under another chain is never read. See
+    /// the README's "Evolving events".
+    #[must_use]
+    pub fn upcasters(mut self, upcasters: Upcasters) -> Self {
+        self.upcasters = upcasters;
+        self
+    }
+
     /// Builds the manager. The background writer starts with the first cache write.
     #[must_use]
     pub fn build(self) -> LogManager<A> {
@@ -209,6 +223,7 @@ impl<A: Aggregate> LogManagerBuilder<A> {
                 cache,
                 policy: self.policy,
                 retry: self.retry,
+                upcasters: self.upcasters,
             }),
         }
     }

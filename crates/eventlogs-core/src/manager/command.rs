@@ -215,7 +215,8 @@ impl<A: Aggregate> LogManager<A> {
             new_events,
             metadata,
             options.idempotency_key().map(str::to_owned),
-        ))
+        )
+        .with_event_version(self.inner.upcasters.version()))
     }
 }
 
@@ -253,6 +254,7 @@ fn fold_written<A: Aggregate>(
             idempotency_key: request.idempotency_key().map(str::to_owned),
             metadata: request.metadata().map(str::to_owned),
             payload: event.json().to_owned(),
+            version: request.event_version(),
         };
         aggregate.apply(&raw.decode(&log_id)?);
         last = u64::from(index);

@@ -3,6 +3,7 @@
 mod append;
 mod builder;
 mod command;
+mod delete;
 mod read;
 mod read_gate;
 mod reduce;
@@ -17,7 +18,9 @@ pub use builder::LogManagerBuilder;
 pub use command::Executed;
 pub use stats::CacheStats;
 
-use crate::{Aggregate, CachingPolicy, EventStore, ReductionCache, RetryPolicy};
+use crate::{
+    Aggregate, CacheKey, CachingPolicy, EventStore, LogId, ReductionCache, RetryPolicy, Upcasters,
+};
 
 /// Reads and writes the logs of one aggregate type over an [`EventStore`], with an optional
 /// [`ReductionCache`].
@@ -33,6 +36,7 @@ struct Inner<A: Aggregate> {
     cache: Option<CacheLink>,
     policy: Box<dyn CachingPolicy<A>>,
     retry: RetryPolicy,
+    upcasters: Upcasters,
 }
 
 struct CacheLink {
@@ -81,6 +85,17 @@ impl<A: Aggregate> LogManager<A> {
     #[must_use]
     pub fn store(&self) -> &Arc<dyn EventStore> {
         &self.inner.store
+    }
+
+    /// The upcasters this manager reads and writes events with.
+    #[must_use]
+    pub fn upcasters(&self) -> &Upcasters {
+        &self.inner.upcasters
+    }
+
+    /// The key of this manager's cached reduction of `log_id`.
+    pub(crate) fn cache_key(&self, log_id: LogId) -> CacheKey {
+        CacheKey::of::<A>(log_id).upcast_with(self.inner.upcasters.fingerprint())
     }
 
     /// What the cache has done so far; all zero without a cache.

@@ -34,7 +34,7 @@ impl<A: Aggregate> LogManager<A> {
                 .await?;
             let page = raw
                 .iter()
-                .map(|r| r.decode(log_id))
+                .map(|r| self.inner.upcasters.decode(log_id, r))
                 .collect::<Result<Vec<_>>>()?;
             tracing::debug!(events = page.len(), "loaded");
             Ok(page)
@@ -51,6 +51,7 @@ impl<A: Aggregate> LogManager<A> {
         from_index: u64,
     ) -> BoxStream<'static, Result<EventRecord<A::Event>>> {
         let store = std::sync::Arc::clone(&self.inner.store);
+        let upcasters = self.inner.upcasters.clone();
         let log_id = *log_id;
         let span = tracing::info_span!("eventlogs.stream", log_id = %log_id, from_index);
         // No log holds an index past `u32::MAX`.
@@ -61,7 +62,7 @@ impl<A: Aggregate> LogManager<A> {
             async move { store.stream(&log_id, from_index).await }.instrument(span),
         )
         .try_flatten()
-        .map(move |raw| raw.and_then(|raw| raw.decode(&log_id)))
+        .map(move |raw| raw.and_then(|raw| upcasters.decode(&log_id, &raw)))
         .boxed()
     }
 }

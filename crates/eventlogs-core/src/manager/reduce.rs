@@ -57,7 +57,7 @@ impl<A: Aggregate> LogManager<A> {
     }
 
     async fn try_reduce(&self, log_id: LogId) -> Result<Reduction<A>> {
-        let key = CacheKey::of::<A>(log_id);
+        let key = self.cache_key(log_id);
         let (cached, mut outcome) = match &self.inner.cache {
             Some(link) if link.reads.should_read() => read_cache::<A>(link, &key).await,
             Some(link) => {
@@ -148,7 +148,7 @@ impl<A: Aggregate> LogManager<A> {
                     ),
                 });
             }
-            let record = raw.decode(&log_id)?;
+            let record = self.inner.upcasters.decode(&log_id, &raw)?;
             created_at.get_or_insert(record.recorded_at);
             aggregate.apply(&record);
             events_read += 1;

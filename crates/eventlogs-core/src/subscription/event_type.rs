@@ -23,6 +23,7 @@ impl RawEvent {
     ///     idempotency_key: None,
     ///     metadata: None,
     ///     payload: payload.into(),
+    ///     version: 1,
     /// };
     /// assert_eq!(event(r#"{"type":"Deposited","amount":5}"#).event_type().as_deref(), Some("Deposited"));
     /// assert_eq!(event(r#"{"Deposited":{"amount":5}}"#).event_type().as_deref(), Some("Deposited"));

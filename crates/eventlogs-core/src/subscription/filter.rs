@@ -64,7 +64,9 @@ impl FeedFilter {
         self.event_types.is_none() && self.logs.is_none()
     }
 
-    /// Whether `event` passes the filter (both conditions when both are set).
+    /// Whether `event` passes the filter (both conditions when both are set). A deletion
+    /// marker ([`FeedEvent::deleted`]) passes every event-type condition, so a read model
+    /// filtered by type still learns that a log is gone.
     #[must_use]
     pub fn matches(&self, event: &FeedEvent) -> bool {
         if let Some(logs) = &self.logs {
@@ -74,6 +76,7 @@ impl FeedFilter {
         }
         match &self.event_types {
             None => true,
+            Some(_) if event.deleted => true,
             Some(types) => event
                 .event
                 .event_type()

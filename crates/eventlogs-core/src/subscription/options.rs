@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::{FeedFilter, InvalidInput, Result};
+use crate::{FeedFilter, InvalidInput, Result, Upcasters};
 
 /// Largest accepted batch.
 pub const MAX_BATCH_SIZE: u32 = 10_000;
@@ -29,6 +29,7 @@ pub struct SubscriptionOptions {
     pub(crate) held_back_retry: Duration,
     pub(crate) head_pause: Duration,
     pub(crate) filter: FeedFilter,
+    pub(crate) upcasters: Upcasters,
 }
 
 impl Default for SubscriptionOptions {
@@ -41,6 +42,7 @@ impl Default for SubscriptionOptions {
             held_back_retry: Duration::from_millis(10),
             head_pause: Duration::from_millis(40),
             filter: FeedFilter::all(),
+            upcasters: Upcasters::new(),
         }
     }
 }
@@ -97,6 +99,15 @@ impl SubscriptionOptions {
         self
     }
 
+    /// Upcasts every event before the handler sees it (default: none), with the chain the
+    /// log managers use ([`LogManagerBuilder::upcasters`](crate::LogManagerBuilder::upcasters)),
+    /// so `FeedEvent::decode` gives the current event type. An event-type filter also finds
+    /// events stored under a name the chain renames (see [`Upcasters::stored_filter`]).
+    pub fn with_upcasters(mut self, upcasters: Upcasters) -> Self {
+        self.upcasters = upcasters;
+        self
+    }
+
     /// Events read per batch.
     #[must_use]
     pub fn batch_size(&self) -> u32 {
@@ -137,6 +148,12 @@ impl SubscriptionOptions {
     #[must_use]
     pub fn filter(&self) -> &FeedFilter {
         &self.filter
+    }
+
+    /// The upcasters events are read through.
+    #[must_use]
+    pub fn upcasters(&self) -> &Upcasters {
+        &self.upcasters
     }
 
     /// Checks the values.

@@ -11,8 +11,8 @@ use tracing::Instrument;
 use super::{Delivery, SubscriptionClaim, SubscriptionHandle, SubscriptionStore};
 use crate::telemetry;
 use crate::{
-    AtLeastOnce, FeedPage, FeedPosition, Handler, Lag, Result, SubscriptionName,
-    SubscriptionOptions,
+    AtLeastOnce, FeedFilter, FeedPage, FeedPosition, Handler, Lag, Result, SubscriptionName,
+    SubscriptionOptions, Upcasters,
 };
 
 /// How often a catching-up subscription reads its lag for [`telemetry::SUBSCRIPTION_LAG`].
@@ -269,7 +269,9 @@ impl<S: SubscriptionStore> Subscription<S> {
     ) -> Result<()> {
         let mut after = claim.checkpoint().await?;
         tracing::info!(checkpoint = %after, "subscription resumed from its checkpoint");
-        let filter = &self.options.filter;
+        let upcasters = &self.options.upcasters;
+        let stored_filter = upcasters.stored_filter(&self.options.filter);
+        let filter = &stored_filter;
         let poll = self.options.poll_interval;
         // Announced events can still be held back when read (an older transaction is open
         // somewhere), and no second announcement comes when that transaction ends. So after
@@ -300,6 +302,7 @@ impl<S: SubscriptionStore> Subscription<S> {
                 active = self.wait(claim, stop, held_back.unwrap_or(poll)).await?;
                 continue;
             };
+            let page = upcast_page(upcasters, &self.options.filter, page)?;
             let more = page.more;
             let span = tracing::debug_span!(
                 "eventlogs.subscription.batch",
@@ -349,4 +352,19 @@ impl<S: SubscriptionStore> Subscription<S> {
             active = self.wait(claim, stop, pause).await?;
         }
     }
+}
+
+/// `page` with every event upcast to the current version, and only the events the
+/// subscription's own filter lets through (the store filtered by stored type names).
+fn upcast_page(upcasters: &Upcasters, filter: &FeedFilter, mut page: FeedPage) -> Result<FeedPage> {
+    if upcasters.version() == 1 {
+        return Ok(page);
+    }
+    for event in &mut page.events {
+        upcasters.upcast_feed_event(event)?;
+    }
+    if !filter.is_all() {
+        page.events.retain(|event| filter.matches(event));
+    }
+    Ok(page)
 }

@@ -48,6 +48,14 @@ pub(crate) fn unsupported(operation: &'static str) -> Error {
     }
 }
 
+/// The error of another operation a distributed schema does not offer, and why.
+pub(crate) fn unsupported_here(operation: &'static str, why: &str) -> Error {
+    Error::Unsupported {
+        operation,
+        reason: format!("the schema is distributed over a Citus cluster: {why}"),
+    }
+}
+
 impl PostgresEventStore {
     /// The schema's layout, asked of the server on first use (and after `migrate`) and then
     /// kept: `Distributed` when the Citus extension is there and `events` is one of its
