@@ -56,6 +56,11 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: FeedCommand,
     },
+    /// Idempotency keys: their retention.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Named subscriptions: checkpoints, lag, who runs them.
     Subscriptions {
         #[command(subcommand)]
@@ -123,6 +128,26 @@ pub(crate) enum LogCommand {
         /// Keeps printing new events until interrupted (Ctrl-C).
         #[arg(long, short = 'f')]
         follow: bool,
+    },
+    /// Deletes a log for good (its events; a marker refuses later writes and tells read
+    /// models). Cached reductions are left to expire: purge them with `cache purge`.
+    Delete {
+        /// The log id (`log_…`, or the UUID stored in PostgreSQL).
+        id: String,
+        /// Confirms the deletion (without it nothing is deleted).
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum KeysCommand {
+    /// Removes idempotency keys stored longer ago than `--older-than`: a retry with a removed
+    /// key writes again.
+    Remove {
+        /// The age, for example `30d`, `12h` or `90m`.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        older_than: std::time::Duration,
     },
 }
 

@@ -152,8 +152,9 @@ async fn purge(
     out: &Output,
 ) -> Result<(), Failure> {
     let name = aggregate_name(aggregate)?;
-    let version = version.map_or_else(|| "*".to_owned(), |v| v.to_string());
-    let pattern = format!("{}:{}:v{version}:*", glob_escape(prefix), glob_escape(name));
+    // A version's keys, with or without an upcaster chain's suffix (`v2:…` and `v2.u…:…`).
+    let version = version.map_or_else(|| "*".to_owned(), |v| format!("{v}[:.]"));
+    let pattern = format!("{}:{}:v{version}*", glob_escape(prefix), glob_escape(name));
     let client = cache.pool().next();
     let bar = out.progress(0, "deleting entries");
     let mut deleted = 0u64;

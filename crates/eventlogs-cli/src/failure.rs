@@ -43,7 +43,7 @@ impl From<Error> for Failure {
     fn from(error: Error) -> Self {
         match error.kind() {
             ErrorKind::InvalidInput => Self::Usage(error.to_string()),
-            ErrorKind::LogNotFound => Self::NotFound(error.to_string()),
+            ErrorKind::LogNotFound | ErrorKind::LogDeleted => Self::NotFound(error.to_string()),
             ErrorKind::SubscriptionRunning => Self::Refused(error.to_string()),
             _ => Self::Store(error),
         }

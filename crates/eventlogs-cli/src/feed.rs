@@ -53,8 +53,15 @@ fn line(event: &FeedEvent, out: &Output) -> String {
             "idempotency_key": e.idempotency_key,
             "metadata": e.metadata.as_deref().map(json_value),
             "payload": json_value(&e.payload),
+            "version": e.version,
+            "deleted": event.deleted,
         })
         .to_string()
+    } else if event.deleted {
+        format!(
+            "{} {} #{} {} (log deleted)",
+            event.position, event.log_id, e.index, e.recorded_at
+        )
     } else {
         format!(
             "{} {} #{} {} {}",

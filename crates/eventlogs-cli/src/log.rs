@@ -7,7 +7,7 @@ use eventlogs::backend::RawEvent;
 use eventlogs::{EventStore, LogId};
 use serde_json::{json, Value};
 
-use crate::args::{Cli, LogCommand};
+use crate::args::{Cli, KeysCommand, LogCommand};
 use crate::connect;
 use crate::failure::Failure;
 use crate::output::{json_value, pretty, Output};
@@ -15,6 +15,8 @@ use crate::position;
 
 /// Events read per page.
 const PAGE: u32 = 500;
+/// Idempotency keys removed per statement.
+const KEYS_PER_CALL: u32 = 1_000;
 /// How often `--follow` looks for new events.
 const POLL: Duration = Duration::from_millis(250);
 
@@ -22,7 +24,50 @@ pub(crate) async fn run(cli: &Cli, command: &LogCommand, out: &Output) -> Result
     match command {
         LogCommand::Show { id, from, limit } => show(cli, id, *from, *limit, out).await,
         LogCommand::Tail { id, lines, follow } => tail(cli, id, *lines, *follow, out).await,
+        LogCommand::Delete { id, yes } => delete(cli, id, *yes, out).await,
     }
+}
+
+async fn delete(cli: &Cli, id: &str, yes: bool, out: &Output) -> Result<(), Failure> {
+    let log_id = position::log_id(id)?;
+    if !yes {
+        return Err(Failure::Usage(format!(
+            "deleting {log_id} cannot be undone; run again with --yes to delete it"
+        )));
+    }
+    let store = connect::store(cli)?;
+    let removed = store.delete(&log_id).await?;
+    if out.json() {
+        out.document(&json!({ "log_id": log_id.to_string(), "events_removed": removed }));
+    } else if removed == 0 {
+        println!("log {log_id} was already deleted");
+    } else {
+        println!("deleted log {log_id}: {removed} event(s) removed");
+    }
+    Ok(())
+}
+
+/// `keys remove --older-than AGE`.
+pub(crate) async fn keys(cli: &Cli, command: &KeysCommand, out: &Output) -> Result<(), Failure> {
+    let KeysCommand::Remove { older_than } = command;
+    let store = connect::store(cli)?;
+    let mut removed = 0u64;
+    loop {
+        let batch = store
+            .remove_idempotency_keys(*older_than, KEYS_PER_CALL)
+            .await?;
+        removed += batch;
+        if batch < u64::from(KEYS_PER_CALL) {
+            break;
+        }
+    }
+    let age = humantime::format_duration(*older_than);
+    if out.json() {
+        out.document(&json!({ "older_than_seconds": older_than.as_secs(), "removed": removed }));
+    } else {
+        println!("removed {removed} idempotency key(s) older than {age}");
+    }
+    Ok(())
 }
 
 fn event_json(log_id: &LogId, event: &RawEvent) -> Value {
@@ -33,6 +78,7 @@ fn event_json(log_id: &LogId, event: &RawEvent) -> Value {
         "idempotency_key": event.idempotency_key,
         "metadata": event.metadata.as_deref().map(json_value),
         "payload": json_value(&event.payload),
+        "version": event.version,
     })
 }
 

@@ -48,6 +48,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Status { estimate } => status::status(&cli, *estimate, &out).await,
         Command::Log { command } => log::run(&cli, command, &out).await,
         Command::Feed { command } => feed::run(&cli, command, &out).await,
+        Command::Keys { command } => log::keys(&cli, command, &out).await,
         Command::Subscriptions { command } => subscriptions::run(&cli, command, &out).await,
         Command::Cache {
             redis_url,

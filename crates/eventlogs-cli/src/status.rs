@@ -54,20 +54,15 @@ pub(crate) async fn migrate(cli: &Cli, print: bool, out: &Output) -> Result<(), 
     Ok(())
 }
 
-/// Counts of one table: rows, and rows matching `also` (a fixed SQL condition) when given.
-struct Counts {
-    rows: i64,
-    also: i64,
-}
-
-/// Counts `table` in block ranges inside `client`'s transaction, moving a progress bar.
+/// Counts the rows of `table` that pass each of `filters`, in block ranges inside
+/// `client`'s transaction, moving a progress bar.
 async fn count(
     client: &Object,
     table: &str,
-    also: &str,
+    filters: &[&str],
     out: &Output,
     what: &str,
-) -> Result<Counts, Failure> {
+) -> Result<Vec<i64>, Failure> {
     let blocks: i64 = client
         .query_one(
             "SELECT pg_relation_size($1::text::regclass) / current_setting('block_size')::bigint",
@@ -76,19 +71,25 @@ async fn count(
         .await?
         .get(0);
     let bar = out.progress(u64::try_from(blocks).unwrap_or(0), what);
+    let columns: Vec<String> = filters
+        .iter()
+        .map(|f| format!("count(*) FILTER (WHERE {f})"))
+        .collect();
     let sql = format!(
-        "SELECT count(*), count(*) FILTER (WHERE {also}) FROM {table} \
+        "SELECT {} FROM {table} \
          WHERE ctid >= format('(%s,0)', $1::bigint)::tid \
-           AND ($2::bigint IS NULL OR ctid < format('(%s,0)', $2::bigint)::tid)"
+           AND ($2::bigint IS NULL OR ctid < format('(%s,0)', $2::bigint)::tid)",
+        columns.join(", ")
     );
-    let mut counts = Counts { rows: 0, also: 0 };
+    let mut counts = vec![0i64; filters.len()];
     let mut from = 0;
     loop {
         // The last range is open, so rows of pages added meanwhile are not missed.
         let to = (from + CHUNK_BLOCKS < blocks).then_some(from + CHUNK_BLOCKS);
         let row = client.query_one(&sql, &[&from, &to]).await?;
-        counts.rows += row.get::<_, i64>(0);
-        counts.also += row.get::<_, i64>(1);
+        for (i, count) in counts.iter_mut().enumerate() {
+            *count += row.get::<_, i64>(i);
+        }
         let Some(to) = to else { break };
         bar.set_position(u64::try_from(to).unwrap_or(0));
         from = to;
@@ -128,10 +129,20 @@ pub(crate) async fn status(cli: &Cli, estimated: bool, out: &Output) -> Result<(
         client
             .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .await?;
-        let events = count(&client, &events_table, "event_index = 0", out, "events").await?;
-        let keys = count(&client, &keys_table, "true", out, "idempotency keys").await?;
+        // Deleted logs keep marker rows (from schema version 7 on), counted apart.
+        let filters: [&str; 3] = if version >= 7 {
+            [
+                "NOT deleted",
+                "event_index = 0 AND NOT deleted",
+                "event_index = 0 AND deleted",
+            ]
+        } else {
+            ["true", "event_index = 0", "false"]
+        };
+        let events = count(&client, &events_table, &filters, out, "events").await?;
+        let keys = count(&client, &keys_table, &["true"], out, "idempotency keys").await?;
         client.batch_execute("COMMIT").await?;
-        (events.rows, Some(events.also), keys.rows)
+        (events[0], Some((events[1], events[2])), keys[0])
     };
     let subscriptions: i64 = client
         .query_one(&format!("SELECT count(*) FROM {schema}.subscriptions"), &[])
@@ -144,7 +155,8 @@ pub(crate) async fn status(cli: &Cli, estimated: bool, out: &Output) -> Result<(
             "latest_version": latest,
             "estimated": estimated,
             "events": events,
-            "logs": logs,
+            "logs": logs.map(|(live, _)| live),
+            "deleted_logs": logs.map(|(_, deleted)| deleted),
             "idempotency_keys": keys,
             "subscriptions": subscriptions,
         }));
@@ -167,7 +179,7 @@ pub(crate) async fn status(cli: &Cli, estimated: bool, out: &Output) -> Result<(
         "logs".to_owned(),
         logs.map_or_else(
             || "not counted with --estimate".to_owned(),
-            |n| n.to_string(),
+            |(live, deleted)| format!("{live} ({deleted} deleted)"),
         ),
     ]);
     table.add_row(vec![
