@@ -132,9 +132,9 @@ pub(crate) async fn status(cli: &Cli, estimated: bool, out: &Output) -> Result<(
         // Deleted logs keep marker rows (from schema version 7 on), counted apart.
         let filters: [&str; 3] = if version >= 7 {
             [
-                "NOT deleted",
-                "event_index = 0 AND NOT deleted",
-                "event_index = 0 AND deleted",
+                "deleted = 0",
+                "event_index = 0 AND deleted = 0",
+                "event_index = 0 AND deleted <> 0",
             ]
         } else {
             ["true", "event_index = 0", "false"]

@@ -48,9 +48,21 @@ mod feed {
 mod subscriptions {
     use super::*;
 
-    async fn store() -> Option<Arc<FakeEventStore>> {
+    pub(super) async fn store() -> Option<Arc<FakeEventStore>> {
         Some(Arc::new(FakeEventStore::new()))
     }
 
     eventlogs_testkit::subscription_suite!(store());
+}
+
+mod upcast {
+    use super::*;
+    eventlogs_testkit::upcast_suite!(pair());
+    eventlogs_testkit::upcast_subscription_suite!(subscriptions::store());
+}
+
+mod delete {
+    use super::*;
+    eventlogs_testkit::delete_suite!(pair());
+    eventlogs_testkit::delete_feed_suite!(subscriptions::store());
 }

@@ -2,18 +2,24 @@
 //!
 //! # Why a delete racing appends leaves the whole log or none of it
 //!
-//! The statement reads the log's last index *n* and inserts a marker row (`deleted`) at
-//! *n + 1*, the index the next append would take; then it removes the events from 1 to *n*
-//! and blanks index 0 into a second marker. An append that could commit alongside the delete
-//! is an append at *n + 1* (any later index needs *n + 1* to exist first), and it collides
-//! with the marker on the primary key: if the append commits first, the delete fails with a
-//! unique violation and runs again, deleting that event too; if the delete commits first,
-//! the append fails and is told `LogDeleted`. So no reader ever sees a log with a gap or an
-//! event after the marker.
+//! The statement reads the log's last index *n*, inserts the deletion marker (`deleted = 2`)
+//! at *n + 1*, the index the next append would take, and empties every event from 0 to *n*
+//! in place (`deleted = 1`: no payload, metadata or key; the index and time stay). No row is
+//! removed, so every index of the log stays taken:
 //!
-//! Afterwards the marker at index 0 refuses every create of the id (primary key), and every
-//! append statement requires a previous event that is not a marker, so nothing can be written
-//! after index 0 or after the end marker either. Reads of a marker row are `LogDeleted`.
+//! - an append at *n + 1* that could commit alongside the delete collides with the marker on
+//!   the primary key: if the append commits first, the delete fails with a unique violation
+//!   and runs again, emptying that event too; if the delete commits first, the append fails;
+//! - an append at any index up to *n* (a stale state, or a statement that started before the
+//!   delete committed) collides with the emptied event there, exactly as with the event
+//!   itself. Removing the rows instead would let such a statement, which checked the previous
+//!   event in a snapshot from before the delete, insert into the gap once the delete commits;
+//! - an append past *n + 1* needs a previous event that is not part of a deleted log, and
+//!   every append statement checks `deleted = 0`.
+//!
+//! So no reader ever sees part of the log, and every later write is refused; the store names
+//! the refusal `LogDeleted` by looking at index 0. Reads of any row of a deleted log are
+//! `LogDeleted`.
 
 use eventlogs_core::{Error, LogId, Result};
 use tracing::Instrument;
@@ -31,25 +37,20 @@ const ATTEMPTS: u32 = 100;
 pub(crate) fn delete_sql(schema: &str) -> String {
     format!(
         r#"WITH last AS (
-    SELECT max(event_index) AS n, bool_or(deleted) AS gone
+    SELECT max(event_index) AS n, bool_or(deleted <> 0) AS gone
     FROM {schema}.events WHERE log_id = $1::uuid
 ), marker AS (
     INSERT INTO {schema}.events (log_id, event_index, payload, deleted)
-    SELECT $1::uuid, l.n + 1, 'null', true FROM last l WHERE l.n IS NOT NULL AND NOT l.gone
+    SELECT $1::uuid, l.n + 1, 'null', 2 FROM last l WHERE l.n IS NOT NULL AND NOT l.gone
     RETURNING event_index
-), removed AS (
-    DELETE FROM {schema}.events
-    WHERE log_id = $1::uuid AND event_index BETWEEN 1 AND (SELECT n FROM last)
+), emptied AS (
+    UPDATE {schema}.events
+    SET payload = 'null', metadata = NULL, idempotency_key = NULL, deleted = 1
+    WHERE log_id = $1::uuid AND event_index <= (SELECT n FROM last)
       AND EXISTS (SELECT 1 FROM marker)
     RETURNING 1
-), blanked AS (
-    UPDATE {schema}.events
-    SET payload = 'null', metadata = NULL, idempotency_key = NULL, deleted = true
-    WHERE log_id = $1::uuid AND event_index = 0 AND EXISTS (SELECT 1 FROM marker)
-    RETURNING 1
 )
-SELECT (SELECT n FROM last), (SELECT gone FROM last),
-       (SELECT count(*) FROM removed) + (SELECT count(*) FROM blanked)"#
+SELECT (SELECT n FROM last), (SELECT gone FROM last), (SELECT count(*) FROM emptied)"#
     )
 }
 

@@ -26,9 +26,9 @@ const FEED_COLUMNS: &str = "e.transaction_id::text, e.position, e.log_id, e.even
      e.recorded_at, e.payload::text, e.metadata::text, e.idempotency_key, e.event_version, \
      e.deleted";
 
-/// Leaves out the marker a deleted log keeps at index 0 (it keeps the position of the event
-/// it replaced); the marker at the log's end, written by the delete, is the one readers see.
-const NOT_FIRST_MARKER: &str = "NOT (e.deleted AND e.event_index = 0)";
+/// Leaves out the emptied events of deleted logs (they keep the positions of the events they
+/// were); the marker at the log's end, written by the delete, is the one readers see.
+const NOT_FIRST_MARKER: &str = "e.deleted <> 1";
 
 /// The event type of a `jsonb` payload `p`, exactly as
 /// [`RawEvent::event_type`](eventlogs_core::backend::RawEvent::event_type) reads it: a string
@@ -67,8 +67,8 @@ impl FeedStatements {
                  matched AS ( \
                     SELECT s.* FROM s \
                     WHERE ($6::uuid[] IS NULL OR s.log_id = ANY($6::uuid[])) \
-                      AND ($7::text[] IS NULL OR s.deleted OR {event_type} = ANY($7::text[])) \
-                      AND NOT (s.deleted AND s.event_index = 0) \
+                      AND ($7::text[] IS NULL OR s.deleted = 2 OR {event_type} = ANY($7::text[])) \
+                      AND s.deleted <> 1 \
                     ORDER BY s.transaction_id, s.position LIMIT $5), \
                  page AS ( \
                     SELECT 0 AS kind, e.transaction_id AS t, {FEED_COLUMNS} FROM matched AS e \

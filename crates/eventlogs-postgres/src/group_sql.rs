@@ -58,7 +58,7 @@ pub(crate) fn group_append_sql(schema: &str) -> String {
                    WHERE e.log_id = r.log_id AND e.event_index = r.expected) AS taken,
            (r.expected = 0 OR EXISTS (SELECT 1 FROM {schema}.events e
                    WHERE e.log_id = r.log_id AND e.event_index = r.expected - 1
-                   AND NOT e.deleted)) AS previous
+                   AND e.deleted = 0)) AS previous
     FROM req r LEFT JOIN {schema}.idempotency_keys u ON u.key = r.key
 ), accepted AS (
     SELECT * FROM checked WHERE used_log IS NULL AND NOT taken AND previous
@@ -97,7 +97,7 @@ SELECT r.log_id, r.expected, r.payload::jsonb, r.metadata::jsonb, r.version
 FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::integer[])
      AS r(log_id, expected, payload, metadata, version)
 WHERE r.expected = 0 OR EXISTS (SELECT 1 FROM {schema}.events e
-      WHERE e.log_id = r.log_id AND e.event_index = r.expected - 1 AND NOT e.deleted)
+      WHERE e.log_id = r.log_id AND e.event_index = r.expected - 1 AND e.deleted = 0)
 ORDER BY r.log_id
 ON CONFLICT (log_id, event_index) DO NOTHING
 RETURNING log_id, recorded_at"#

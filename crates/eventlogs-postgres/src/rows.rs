@@ -40,7 +40,7 @@ pub(crate) fn position_params(at: FeedPosition) -> (String, i64) {
 }
 
 /// A row of `event_index, recorded_at, payload::text, metadata::text, idempotency_key,
-/// event_version, deleted`; a deletion marker is [`Error::LogDeleted`].
+/// event_version, deleted`; a row of a deleted log is [`Error::LogDeleted`].
 pub(crate) fn event(log_id: &LogId, row: &Row) -> Result<RawEvent> {
     match event_at(log_id, row, 0)? {
         (_, true) => Err(Error::LogDeleted { log_id: *log_id }),
@@ -69,7 +69,8 @@ pub(crate) fn event_at(log_id: &LogId, row: &Row, at: usize) -> Result<(RawEvent
             .filter(|v| *v > 0)
             .ok_or_else(|| corrupt(log_id, index, format!("event schema version {version}")))?,
     };
-    Ok((event, row.try_get(at + 6).map_err(decode)?))
+    let deleted: i16 = row.try_get(at + 6).map_err(decode)?;
+    Ok((event, deleted != 0))
 }
 
 /// Microseconds between the Unix epoch and PostgreSQL's (2000-01-01 00:00:00 UTC).

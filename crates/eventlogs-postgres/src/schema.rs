@@ -149,13 +149,13 @@ $do$;
         version: 7,
         description: "event schema versions and deleted logs",
         // Both columns have constant defaults, so adding them rewrites nothing: every stored
-        // event is at version 1 and not a deletion marker. A deleted log keeps two marker
-        // rows (`deleted`): index 0, so the id can never be created again, and the index it
-        // would have written next, which the delete inserts to win against racing appends.
+        // event is at version 1 and an event. `deleted`: 0 an event; 1 an event of a deleted
+        // log, emptied (index and time only); 2 the marker a delete writes at the index the
+        // log would have written next (see `delete`).
         sql: r#"
 ALTER TABLE {schema}.events
     ADD COLUMN event_version integer NOT NULL DEFAULT 1,
-    ADD COLUMN deleted boolean NOT NULL DEFAULT false;
+    ADD COLUMN deleted smallint NOT NULL DEFAULT 0;
 "#,
     },
 ];

@@ -46,7 +46,7 @@ impl Statements {
     SELECT NOT EXISTS (SELECT 1 FROM used)
        AND ($2::bigint = 0 OR EXISTS (
             SELECT 1 FROM {schema}.events WHERE log_id = $1::uuid AND event_index = $2::bigint - 1
-            AND NOT deleted)) AS ok
+            AND deleted = 0)) AS ok
 ), inserted AS (
     INSERT INTO {schema}.events (log_id, event_index, payload, metadata, idempotency_key, event_version)
     SELECT $1::uuid, $2::bigint + e.ord - 1, e.payload::jsonb, $4::text::jsonb, $5::text, $7::integer
@@ -64,7 +64,7 @@ SELECT (SELECT count(*) FROM inserted),
 FROM (SELECT 1) AS one LEFT JOIN used AS u ON true"#
         );
         let previous = format!(
-            "($2::bigint = 0 OR EXISTS (SELECT 1 FROM {schema}.events WHERE log_id = $1::uuid AND event_index = $2::bigint - 1 AND NOT deleted))"
+            "($2::bigint = 0 OR EXISTS (SELECT 1 FROM {schema}.events WHERE log_id = $1::uuid AND event_index = $2::bigint - 1 AND deleted = 0))"
         );
         Self {
             append,
@@ -93,7 +93,7 @@ FROM (SELECT 1) AS one LEFT JOIN used AS u ON true"#
                 "SELECT log_id, first_index, event_count, request_hash FROM {schema}.idempotency_keys WHERE key = $1"
             ),
             log_exists: format!(
-                "SELECT deleted FROM {schema}.events WHERE log_id = $1 AND event_index = 0"
+                "SELECT deleted <> 0 FROM {schema}.events WHERE log_id = $1 AND event_index = 0"
             ),
             delete: crate::delete::delete_sql(schema),
             remove_keys: format!(

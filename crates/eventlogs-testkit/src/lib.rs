@@ -1,8 +1,9 @@
 //! Conformance suites every eventlogs backend runs, the aggregates they fold, and throwaway servers.
 //!
 //! Each behaviour is a plain `pub async fn` taking the backend under test; the macros
-//! [`event_store_suite!`], [`reduction_cache_suite!`] and [`log_manager_suite!`] expand them
-//! into one named `#[tokio::test]` each, so a backend runs a whole suite with one line:
+//! [`event_store_suite!`], [`reduction_cache_suite!`], [`log_manager_suite!`] and the rest
+//! expand them into one named `#[tokio::test]` each, so a backend runs a whole suite with one
+//! line:
 //!
 //! ```ignore
 //! eventlogs_testkit::event_store_suite!(my_store());
@@ -22,6 +23,8 @@ pub mod cache_suite;
 #[cfg(feature = "suites")]
 pub mod command_suite;
 #[cfg(feature = "suites")]
+pub mod delete_suite;
+#[cfg(feature = "suites")]
 pub mod feed_suite;
 #[cfg(feature = "suites")]
 pub mod manager_suite;
@@ -34,6 +37,8 @@ pub mod store_suite;
 pub mod subscription_suite;
 #[cfg(feature = "suites")]
 mod support;
+#[cfg(feature = "suites")]
+pub mod upcast_suite;
 
 #[cfg(feature = "suites")]
 pub use support::{assert_dense, fold_from_store, unique_key};
@@ -147,6 +152,67 @@ macro_rules! subscription_suite {
             reset_replays_from_a_position_only_while_nobody_runs_it,
             a_reset_to_the_head_skips_history,
             a_dropped_handle_stops_the_subscription,
+        );
+    };
+}
+
+/// Expands the upcasting suite: logs written by older code read through [`Upcasters`] by newer
+/// code, and the other way round. The factory yields
+/// `Option<(Arc<dyn EventStore>, Arc<dyn ReductionCache>)>`.
+///
+/// [`Upcasters`]: eventlogs_core::Upcasters
+#[macro_export]
+macro_rules! upcast_suite {
+    ($factory:expr) => {
+        $crate::__tests!($factory, upcast_suite;
+            v2_code_upcasts_v1_logs_in_reduce_load_stream_and_execute,
+            v3_code_upcasts_v1_logs_through_the_chained_steps,
+            writes_are_stored_at_the_upcast_chain_version_and_not_upcast_again,
+            events_newer_than_the_upcast_chain_are_corrupt,
+            a_refused_upcast_is_corrupt_and_names_the_step,
+            cached_reductions_are_keyed_by_the_upcast_chain,
+            upcast_v1_facts_reduce_like_fresh_v3_facts,
+        );
+    };
+}
+
+/// Expands the upcasting checks of subscriptions and the feed. The factory yields
+/// `Option<Arc<S>>` where `S` is both an `EventStore` and a `SubscriptionStore`.
+#[macro_export]
+macro_rules! upcast_subscription_suite {
+    ($factory:expr) => {
+        $crate::__tests!($factory, upcast_suite;
+            subscriptions_hand_over_upcast_events,
+        );
+    };
+}
+
+/// Expands the `delete` suite over a store and a cache. The factory yields
+/// `Option<(Arc<dyn EventStore>, Arc<dyn ReductionCache>)>` over a store no other test uses
+/// meanwhile: one test removes every idempotency key.
+#[macro_export]
+macro_rules! delete_suite {
+    ($factory:expr) => {
+        $crate::__tests!($factory, delete_suite;
+            delete_removes_the_log_and_refuses_every_later_write,
+            delete_leaves_other_logs_and_their_cache_entries_alone,
+            delete_turns_replays_of_its_keys_into_log_deleted,
+            delete_many_deletes_each_log_and_counts_every_event,
+            remove_idempotency_keys_deletes_keys_by_age,
+            delete_racing_cached_writers_leaves_nothing_readable,
+        );
+    };
+}
+
+/// Expands the `delete` checks of the feed and subscriptions. The factory yields
+/// `Option<Arc<S>>` where `S` is both an `EventStore` and a `SubscriptionStore`.
+#[macro_export]
+macro_rules! delete_feed_suite {
+    ($factory:expr) => {
+        $crate::__tests!($factory, delete_suite;
+            delete_leaves_one_marker_in_the_feed_after_what_came_before,
+            delete_racing_appends_keeps_the_whole_log_or_none,
+            delete_markers_reach_subscriptions_through_event_type_filters,
         );
     };
 }
