@@ -72,7 +72,13 @@ fn run_suites(args: &[String], services: &Services) -> Result<(), String> {
     run_command(doc)?;
     if args.is_empty() {
         // The examples run against the servers too, as a user would run them.
-        for example in ["quickstart", "projection", "group_append", "metrics"] {
+        for example in [
+            "quickstart",
+            "projection",
+            "group_append",
+            "metrics",
+            "lifecycle",
+        ] {
             let mut run = cargo_with(
                 &[
                     "run",
