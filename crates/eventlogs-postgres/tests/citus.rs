@@ -32,6 +32,36 @@ fn is_unsupported<T: std::fmt::Debug>(result: eventlogs_core::Result<T>) -> bool
     matches!(result, Err(Error::Unsupported { .. }))
 }
 
+/// Deleting a log, removing idempotency keys and event schema versions above 1 are not built
+/// for a distributed schema yet: each is refused with `Unsupported`, and nothing is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn citus_refuses_delete_key_removal_and_upcast_versions_without_writing() {
+    let Some(store) = shared_store().await else {
+        return;
+    };
+    let log = LogId::new();
+    let event = || vec![NewEvent::new(&Entry::of(1)).unwrap()];
+    store
+        .append(&AppendRequest::new(
+            LogState::empty(log),
+            event(),
+            None,
+            None,
+        ))
+        .await
+        .unwrap();
+    assert!(is_unsupported(store.delete(&log).await));
+    assert!(is_unsupported(
+        store.remove_idempotency_keys(Duration::ZERO, 10).await
+    ));
+    let versioned =
+        AppendRequest::new(LogState::new(log, 1), event(), None, None).with_event_version(2);
+    assert!(is_unsupported(store.append(&versioned).await));
+    let stored = store.load(&log, 0, 10).await.unwrap();
+    assert_eq!(stored.len(), 1, "the log is untouched");
+    assert_eq!(stored[0].version, 1);
+}
+
 /// The feed's order exists per worker only on a distributed schema: every feed and
 /// subscription call is refused with `Unsupported`, none reads (and skips) anything.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
