@@ -28,6 +28,7 @@ mod subscription;
 pub mod telemetry;
 mod timestamp;
 mod upcast;
+mod upcast_feed;
 
 pub use aggregate::{Aggregate, EventsOnly};
 pub use cache::ReductionCache;
@@ -49,6 +50,7 @@ pub use subscription::{
 };
 pub use timestamp::Timestamp;
 pub use upcast::{Upcast, Upcasters};
+pub use upcast_feed::UpcastFeed;
 
 // The crate's own code names these from the root, as before the split.
 pub(crate) use cache::CacheKey;

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::{Error, EventRecord, FeedEvent, FeedFilter, LogId, RawEvent, Result};
+use crate::{Error, EventRecord, FeedEvent, FeedFilter, FeedPage, LogId, RawEvent, Result};
 
 /// A rewrite of an event's JSON; `Err` says why the event cannot be upcast.
 type Rewrite = Arc<dyn Fn(Value) -> std::result::Result<Value, String> + Send + Sync>;
@@ -313,6 +313,21 @@ impl Upcasters {
             }
         }
         filter.clone().with_event_types(names)
+    }
+
+    /// `page` (read with [`stored_filter`](Self::stored_filter)`(filter)`) with every event
+    /// upcast and only the events `filter` lets through.
+    pub(crate) fn upcast_page(&self, filter: &FeedFilter, mut page: FeedPage) -> Result<FeedPage> {
+        if self.steps.is_empty() {
+            return Ok(page);
+        }
+        for event in &mut page.events {
+            self.upcast_feed_event(event)?;
+        }
+        if !filter.is_all() {
+            page.events.retain(|event| filter.matches(event));
+        }
+        Ok(page)
     }
 
     /// `raw` upcast and deserialized into an [`EventRecord`].

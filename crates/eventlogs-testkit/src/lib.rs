@@ -183,6 +183,7 @@ macro_rules! upcast_subscription_suite {
     ($factory:expr) => {
         $crate::__tests!($factory, upcast_suite;
             subscriptions_hand_over_upcast_events,
+            upcast_feed_reads_upcast_events_and_renamed_types,
         );
     };
 }

@@ -11,8 +11,8 @@ use tracing::Instrument;
 use super::{Delivery, SubscriptionClaim, SubscriptionHandle, SubscriptionStore};
 use crate::telemetry;
 use crate::{
-    AtLeastOnce, FeedFilter, FeedPage, FeedPosition, Handler, Lag, Result, SubscriptionName,
-    SubscriptionOptions, Upcasters,
+    AtLeastOnce, FeedPage, FeedPosition, Handler, Lag, Result, SubscriptionName,
+    SubscriptionOptions,
 };
 
 /// How often a catching-up subscription reads its lag for [`telemetry::SUBSCRIPTION_LAG`].
@@ -302,7 +302,7 @@ impl<S: SubscriptionStore> Subscription<S> {
                 active = self.wait(claim, stop, held_back.unwrap_or(poll)).await?;
                 continue;
             };
-            let page = upcast_page(upcasters, &self.options.filter, page)?;
+            let page = upcasters.upcast_page(&self.options.filter, page)?;
             let more = page.more;
             let span = tracing::debug_span!(
                 "eventlogs.subscription.batch",
@@ -352,19 +352,4 @@ impl<S: SubscriptionStore> Subscription<S> {
             active = self.wait(claim, stop, pause).await?;
         }
     }
-}
-
-/// `page` with every event upcast to the current version, and only the events the
-/// subscription's own filter lets through (the store filtered by stored type names).
-fn upcast_page(upcasters: &Upcasters, filter: &FeedFilter, mut page: FeedPage) -> Result<FeedPage> {
-    if upcasters.version() == 1 {
-        return Ok(page);
-    }
-    for event in &mut page.events {
-        upcasters.upcast_feed_event(event)?;
-    }
-    if !filter.is_all() {
-        page.events.retain(|event| filter.matches(event));
-    }
-    Ok(page)
 }

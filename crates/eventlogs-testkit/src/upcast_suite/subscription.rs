@@ -4,7 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use eventlogs_core::{EventFeed, EventStore, FeedEvent, FeedFilter, FeedPosition, LogId, LogState};
+use eventlogs_core::{
+    EventFeed, EventStore, FeedEvent, FeedFilter, FeedPosition, LogId, LogState, UpcastFeed,
+};
 
 use super::schema::{v3_chain, Fact, V3};
 use super::write_at;
@@ -80,4 +82,42 @@ pub async fn subscriptions_hand_over_upcast_events<S: Subject>(store: Arc<S>) {
         v3_chain().upcast_feed_event(event).unwrap();
     }
     assert_eq!(decoded(&raw), want);
+}
+
+/// `UpcastFeed` reads the feed upcast, and its filtered pages find renamed types.
+pub async fn upcast_feed_reads_upcast_events_and_renamed_types<S: Subject>(store: Arc<S>) {
+    let writer: Arc<dyn EventStore> = store.clone();
+    let log = LogId::new();
+    let facts = [Fact::Deposit(4), Fact::Withdraw(2), Fact::Deposit(9)];
+    let state = write_at(&writer, LogState::empty(log), 1, &facts[..2]).await;
+    write_at(&writer, state, 3, &facts[2..]).await;
+    let want: Vec<V3> = facts.iter().map(|f| f.v3()).collect();
+
+    let feed: Arc<dyn EventFeed> = store.clone();
+    let upcast = UpcastFeed::new(feed, v3_chain());
+    let mine: Vec<FeedEvent> = upcast
+        .read_feed(FeedPosition::START, 10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.log_id == log)
+        .collect();
+    assert_eq!(decoded(&mine), want);
+
+    let credited = FeedFilter::all()
+        .with_logs([log])
+        .with_event_types(["Credited"]);
+    let mut found = Vec::new();
+    let mut after = FeedPosition::START;
+    loop {
+        let page = upcast.read_page(after, 100, &credited).await.unwrap();
+        found.extend(page.events);
+        match page.scanned_through {
+            Some(through) if page.more => after = through,
+            _ => break,
+        }
+    }
+    let indexes: Vec<u32> = found.iter().map(|e| e.event.index).collect();
+    assert_eq!(indexes, [0, 2]);
+    assert_eq!(decoded(&found), [want[0].clone(), want[2].clone()]);
 }
