@@ -4,7 +4,7 @@
 //!
 //! `remove_idempotency_keys(Duration::ZERO)` removes every key of the store, so the factory
 //! must give a store no other test is using at the same time (a fresh schema, a new
-//! in-memory store). The feed and subscription checks are in [`feed`].
+//! in-memory store). The feed and subscription checks are in `delete_suite/feed.rs`.
 
 mod feed;
 
