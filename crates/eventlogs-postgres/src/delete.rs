@@ -99,13 +99,14 @@ impl PostgresEventStore {
     }
 
     /// `error` from an append, with `LogDeleted` where the log it names turns out to be
-    /// deleted: a lost race or an idempotent replay may be against a deletion marker. Asked
-    /// only on those (rare) outcomes.
+    /// deleted: a lost race, a gap (the group statement counts a deleted log's first slot as
+    /// the log) or an idempotent replay may be against a deleted log. Asked only on those
+    /// (rare) outcomes.
     pub(crate) async fn name_deleted(&self, error: Error) -> Error {
         let log_id = match &error {
-            Error::ConcurrentAppend { log_id, .. } | Error::IdempotentReplay { log_id, .. } => {
-                *log_id
-            }
+            Error::ConcurrentAppend { log_id, .. }
+            | Error::IndexGap { log_id, .. }
+            | Error::IdempotentReplay { log_id, .. } => *log_id,
             _ => return error,
         };
         match self.log_existence(&log_id).await {

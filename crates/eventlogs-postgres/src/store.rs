@@ -291,7 +291,9 @@ impl EventStore for PostgresEventStore {
                 };
                 match written {
                     Err(
-                        error @ (Error::ConcurrentAppend { .. } | Error::IdempotentReplay { .. }),
+                        error @ (Error::ConcurrentAppend { .. }
+                        | Error::IndexGap { .. }
+                        | Error::IdempotentReplay { .. }),
                     ) => Err(self.name_deleted(error).await),
                     other => other,
                 }

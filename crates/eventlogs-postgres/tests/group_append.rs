@@ -397,3 +397,43 @@ async fn sixty_four_grouped_writers_lose_and_duplicate_nothing() {
     );
     common::drop_schema(&store).await;
 }
+
+/// Requests to deleted logs, in one group with a live one, each get `LogDeleted` whatever
+/// their index, key or size, and write nothing; the live request is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_group_refuses_every_request_to_a_deleted_log() {
+    let Some(store) = grouped(1).await else {
+        return;
+    };
+    let mut deleted = Vec::new();
+    for _ in 0..5 {
+        let log = LogId::new();
+        store
+            .append(&request(log, 0, &[1, 2, 3], None))
+            .await
+            .unwrap();
+        assert_eq!(store.delete(&log).await.unwrap(), 3);
+        deleted.push(log);
+    }
+    let live = LogId::new();
+    store.append(&request(live, 0, &[1], None)).await.unwrap();
+    let requests = vec![
+        request(deleted[0], 0, &[9], Some("grp-deleted-create")),
+        request(deleted[1], 1, &[9], None),
+        request(deleted[2], 3, &[9, 9], Some("grp-deleted-batch")),
+        request(deleted[3], 4, &[9], Some("grp-deleted-past")),
+        request(deleted[4], 2, &[9, 9], None),
+        request(live, 1, &[2], None),
+    ];
+    let outcomes = as_one_group(&store, requests).await;
+    for (i, outcome) in outcomes[..5].iter().enumerate() {
+        let error = outcome.as_ref().unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::LogDeleted, "request {i}: {error}");
+    }
+    assert_eq!(outcomes[5].as_ref().unwrap().first_index, 1);
+    for log in &deleted {
+        let read = store.load(log, 0, 10).await.unwrap_err();
+        assert_eq!(read.kind(), ErrorKind::LogDeleted);
+    }
+    assert_eq!(count(&store, live).await, 2);
+}
