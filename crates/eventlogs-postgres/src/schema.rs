@@ -158,6 +158,19 @@ ALTER TABLE {schema}.events
     ADD COLUMN deleted smallint NOT NULL DEFAULT 0;
 "#,
     },
+    Migration {
+        version: 8,
+        description: "cached reductions (PostgresSnapshotCache)",
+        // One row per cache key (`{aggregate}:v{version}:{log id}`); the bytes are an
+        // `eventlogs_core::backend::CacheEntry`, whose header the compare-and-set reads.
+        sql: r#"
+CREATE TABLE {schema}.snapshots (
+    key        text        NOT NULL PRIMARY KEY,
+    entry      bytea       NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+"#,
+    },
 ];
 
 /// The bookkeeping table every migration run creates first.

@@ -1,0 +1,198 @@
+//! `PostgresSnapshotCache` runs the cache conformance suite and the manager suite, and stays an
+//! optimisation under damaged rows and a paused server.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use eventlogs_core::backend::{CacheEntry, CacheKey, CACHE_FORMAT, CACHE_HEADER_LEN};
+use eventlogs_core::{
+    CacheOutcome, CacheReads, EventStore, LogId, LogManager, ReductionCache, Timestamp,
+};
+use eventlogs_postgres::{PostgresEventStore, PostgresSnapshotCache};
+use eventlogs_testkit::aggregates::{Entry, Tally, TallyV2};
+use eventlogs_testkit::fold_from_store;
+use eventlogs_testkit::servers::{own_servers, PostgresServer};
+
+async fn snapshot_cache() -> Option<Arc<dyn ReductionCache>> {
+    Some(Arc::new(PostgresSnapshotCache::new(
+        &common::store().await?,
+    )))
+}
+
+async fn store_and_snapshots() -> Option<(Arc<dyn EventStore>, Arc<dyn ReductionCache>)> {
+    let store = common::store().await?;
+    let cache = PostgresSnapshotCache::new(&store);
+    Some((Arc::new(store), Arc::new(cache)))
+}
+
+mod cache_conformance {
+    eventlogs_testkit::reduction_cache_suite!(super::snapshot_cache());
+}
+
+mod cache_with_manager {
+    eventlogs_testkit::log_manager_suite!(super::store_and_snapshots());
+}
+
+fn manager(store: &PostgresEventStore, cache: &PostgresSnapshotCache) -> LogManager<Tally> {
+    LogManager::builder(store.clone())
+        .cache(cache.clone())
+        .cache_timeout(Duration::from_millis(200))
+        .min_events_per_write(1)
+        .cache_reads(CacheReads::Always)
+        .build()
+}
+
+/// Reduces, checked against a fold of the whole log straight from the store.
+async fn reduce_checked(logs: &LogManager<Tally>, log: &LogId) -> eventlogs_core::Reduction<Tally> {
+    let r = logs.reduce(log).await.unwrap();
+    let reference: Tally = fold_from_store(logs.store(), log).await;
+    assert_eq!(
+        r.aggregate, reference,
+        "reduce differs from a fold from index 0"
+    );
+    r
+}
+
+async fn write_row(store: &PostgresEventStore, key: &str, bytes: &[u8]) {
+    let client = store.pool().get().await.unwrap();
+    let sql = format!(
+        "INSERT INTO {}.snapshots (key, entry) VALUES ($1, $2) \
+         ON CONFLICT (key) DO UPDATE SET entry = EXCLUDED.entry",
+        store.config().schema
+    );
+    client.execute(&sql, &[&key, &bytes]).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn snapshot_cache_rows_damaged_by_hand_are_refolded_and_replaced() {
+    let Some(store) = common::store().await else {
+        return;
+    };
+    let cache = PostgresSnapshotCache::new(&store);
+    let logs = manager(&store, &cache);
+    let log = LogId::new();
+    let entries: Vec<Entry> = [5, 6, 7, 8].into_iter().map(Entry::of).collect();
+    logs.create_with(&log, &entries, &Default::default())
+        .await
+        .unwrap();
+    reduce_checked(&logs, &log).await;
+    logs.flush().await;
+    let key = CacheKey::of::<Tally>(log);
+    assert_eq!(reduce_checked(&logs, &log).await.cache, CacheOutcome::Hit);
+    let good = cache.get(&key).await.unwrap().unwrap();
+    let mut flipped = good.clone();
+    flipped[good.len() / 2] ^= 0x08;
+    let mut huge = good.clone();
+    huge[32..36].copy_from_slice(&u32::MAX.to_be_bytes());
+    let mut future_format = good.clone();
+    future_format[3] = CACHE_FORMAT + 1;
+    // A readable header claiming a later index than the log has, with a damaged body.
+    let mut ahead = good.clone();
+    ahead[4..8].copy_from_slice(&1_000u32.to_be_bytes());
+    let entry_for = |key: &CacheKey| {
+        CacheEntry {
+            through_index: 3,
+            fingerprint: 0,
+            reduced_at: Timestamp::now(),
+            created_at: Timestamp::now(),
+            aggregate: Tally::default(),
+        }
+        .encode(key)
+        .unwrap()
+    };
+    let damages: [(&str, Vec<u8>); 11] = [
+        ("garbage", b"\x00\xffnot an entry at all".to_vec()),
+        ("empty", Vec::new()),
+        ("truncated", good[..good.len() - 3].to_vec()),
+        ("header only", good[..CACHE_HEADER_LEN].to_vec()),
+        ("bit flip", flipped),
+        ("huge length header", huge),
+        ("foreign format version", future_format),
+        ("a header ahead of the log", ahead),
+        (
+            "another aggregate version's entry",
+            entry_for(&CacheKey::of::<TallyV2>(log)),
+        ),
+        (
+            "another log's entry",
+            entry_for(&CacheKey::of::<Tally>(LogId::new())),
+        ),
+        ("oversized", vec![b'x'; 3 * 1024 * 1024]),
+    ];
+    for (what, bytes) in damages {
+        write_row(&store, key.as_str(), &bytes).await;
+        let r = reduce_checked(&logs, &log).await;
+        assert_eq!(r.cache, CacheOutcome::Corrupt, "{what}");
+        logs.flush().await;
+        let r = reduce_checked(&logs, &log).await;
+        assert_eq!(
+            (r.cache, r.events_read),
+            (CacheOutcome::Hit, 1),
+            "{what}: replaced"
+        );
+    }
+    assert!(logs.cache_stats().corrupt >= 11);
+}
+
+/// The snapshots on a server of their own that is paused: every reduce still answers, within
+/// the cache timeout, with the right result; after the resume the cache is used again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn snapshot_cache_on_a_paused_server_costs_only_its_timeout() {
+    if !own_servers() {
+        return;
+    }
+    let Some(store) = common::store().await else {
+        return;
+    };
+    let server = tokio::task::spawn_blocking(PostgresServer::start)
+        .await
+        .unwrap()
+        .unwrap();
+    let snapshots_store = PostgresEventStore::builder(server.url())
+        .statement_timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    snapshots_store.migrate().await.unwrap();
+    let cache = PostgresSnapshotCache::new(&snapshots_store);
+    let timeout = Duration::from_millis(200);
+    let logs: LogManager<Tally> = LogManager::builder(store.clone())
+        .cache(cache.clone())
+        .cache_timeout(timeout)
+        .min_events_per_write(1)
+        .cache_reads(CacheReads::Always)
+        .build();
+    let log = LogId::new();
+    logs.create_with(&log, &[Entry::of(1), Entry::of(2)], &Default::default())
+        .await
+        .unwrap();
+    reduce_checked(&logs, &log).await;
+    logs.flush().await;
+    assert_eq!(reduce_checked(&logs, &log).await.cache, CacheOutcome::Hit);
+
+    server.pause();
+    for _ in 0..5 {
+        let started = Instant::now();
+        let r = reduce_checked(&logs, &log).await;
+        // The deadline plus a margin for a loaded machine.
+        assert!(
+            started.elapsed() < timeout + Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_ne!(r.cache, CacheOutcome::Hit);
+    }
+    server.resume();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        logs.flush().await;
+        if reduce_checked(&logs, &log).await.cache == CacheOutcome::Hit {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the cache was not used again");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(logs.cache_stats().timeouts >= 5, "{:?}", logs.cache_stats());
+}
