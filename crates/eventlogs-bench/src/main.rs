@@ -15,6 +15,7 @@ mod metrics_cost;
 mod reads;
 mod report;
 mod setup;
+mod snapshots;
 mod stalls;
 mod writes;
 
@@ -57,7 +58,7 @@ fn args() -> Result<Args, String> {
             other => {
                 return Err(format!(
                     "unknown argument {other} (--seconds N, --out FILE, --big-log N, \
-                     --only creates|appends|group|breakdown|by-hand|metrics|subscriber|stalls|catch-up|warm|cold|long-log|contention|commands|cache|citus)"
+                     --only creates|appends|group|breakdown|by-hand|metrics|subscriber|stalls|catch-up|warm|cold|long-log|contention|commands|cache|snapshots|citus)"
                 ))
             }
         }
@@ -137,6 +138,9 @@ async fn all(env: &Env, args: &Args) -> Result<String, String> {
     }
     if wanted("cache") {
         cache_commands::cache_commands(env, seconds, &mut rows).await?;
+    }
+    if wanted("snapshots") {
+        snapshots::snapshots(env, seconds, &mut rows).await?;
     }
     if wanted("citus") {
         citus::citus(env, seconds, &mut rows).await?;

@@ -1,0 +1,103 @@
+//! The reduction cache without Redis: warm reduces of 1,000-event aggregates with the
+//! PostgreSQL snapshot cache, beside the Redis cache and no cache, in one run.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use eventlogs::postgres::PostgresSnapshotCache;
+use eventlogs::{CacheOutcome, LogId, LogManager, Never, ReductionCache};
+
+use crate::harness::{alternate, workload, Workload};
+use crate::report::{Measure, Row};
+use crate::setup::{seed_log, Balance, Env};
+
+/// Events per log.
+const LEN: i64 = 1_000;
+/// Logs reduced in turn.
+const LOGS: usize = 50;
+/// Alternating rounds per comparison.
+const ROUNDS: u32 = 3;
+
+/// Reduces of `ids` in turn through `cache` (or none), each checked to be a hit (or a fold
+/// of the whole log).
+async fn reduces(
+    env: &Env,
+    ids: Arc<Vec<LogId>>,
+    cache: Option<Arc<dyn ReductionCache>>,
+) -> Result<Workload, String> {
+    let builder = LogManager::<Balance>::builder(env.store(1).await?).caching_policy(Never);
+    let cached = cache.is_some();
+    let logs = match cache {
+        Some(cache) => builder.cache(cache).build(),
+        None => builder.build(),
+    };
+    Ok(workload(move |_, i| {
+        let (logs, ids) = (logs.clone(), Arc::clone(&ids));
+        async move {
+            let r = logs
+                .reduce(&ids[i as usize % ids.len()])
+                .await
+                .map_err(|e| e.to_string())?;
+            let hit = r.cache == CacheOutcome::Hit;
+            if r.aggregate.count != LEN as u64 || hit != cached {
+                return Err(format!(
+                    "unexpected reduction: {} events, {:?}",
+                    r.aggregate.count, r.cache
+                ));
+            }
+            Ok(r.events_read)
+        }
+    }))
+}
+
+/// Warm reduces with the snapshot table, with Redis, and with no cache.
+pub(crate) async fn snapshots(
+    env: &Env,
+    seconds: Duration,
+    rows: &mut Vec<Row>,
+) -> Result<(), String> {
+    let pool = env.raw_pool(2)?;
+    let store = env.store(2).await?;
+    let snapshots: Arc<dyn ReductionCache> = Arc::new(PostgresSnapshotCache::new(&store));
+    let redis: Arc<dyn ReductionCache> = Arc::new(env.cache().await?);
+    let mut ids = Vec::with_capacity(LOGS);
+    for _ in 0..LOGS {
+        ids.push(seed_log(&pool, env.schema, LEN).await?);
+    }
+    // Warm both caches with every log.
+    for cache in [&snapshots, &redis] {
+        let warm: LogManager<Balance> = LogManager::builder(store.clone())
+            .cache(Arc::clone(cache))
+            .min_events_per_write(1)
+            .build();
+        for log in &ids {
+            warm.reduce(log).await.map_err(|e| e.to_string())?;
+        }
+        warm.flush().await;
+    }
+    let ids = Arc::new(ids);
+    let on_pg = reduces(env, Arc::clone(&ids), Some(snapshots)).await?;
+    let on_redis = reduces(env, Arc::clone(&ids), Some(redis)).await?;
+    let none = reduces(env, Arc::clone(&ids), None).await?;
+    let note = "1,000-event logs, 50 in turn, each a confirmed hit (the entry read, then the last \
+                cached event re-read from the store)";
+    let comparisons: [(&str, &Workload, &Workload, &str, f64); 3] = [
+        ("PostgreSQL snapshot cache", &on_pg, &none, "≥ 5× no cache", 5.0),
+        ("Redis cache", &on_redis, &none, "≥ 5× no cache", 5.0),
+        ("PostgreSQL snapshot cache against Redis", &on_pg, &on_redis, "report", 0.0),
+    ];
+    for (what, library, raw, target, bound) in comparisons {
+        let (library, raw) = alternate(1, seconds, ROUNDS, library, raw).await;
+        rows.push(Row {
+            scenario: format!("reduce, warm cache, {what}"),
+            concurrency: 1,
+            library,
+            raw: Some(raw),
+            measure: Measure::Ops,
+            target: (bound > 0.0).then(|| (target.to_string(), bound)),
+            note: note.to_string(),
+            verdict: None,
+        });
+    }
+    Ok(())
+}
