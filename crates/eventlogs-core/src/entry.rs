@@ -3,7 +3,8 @@
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::{CacheKey, Timestamp};
+use crate::mac::MAC_LEN;
+use crate::{CacheKey, CacheKeys, Timestamp};
 
 /// Layout of the header, big-endian, followed by the postcard-encoded body (the time of the
 /// log's first event, in microseconds since the epoch, then the aggregate):
@@ -63,6 +64,10 @@ pub enum EntryError {
     /// The body does not decode into the aggregate type.
     #[error("body does not decode: {0}")]
     Body(String),
+    /// Keys are configured ([`CacheKeys`](crate::CacheKeys)) and the entry carries no MAC, or
+    /// one that no accepted key verifies: it was not written by a holder of the key.
+    #[error("entry is not authenticated by an accepted key")]
+    Unauthenticated,
 }
 
 fn identity(key: &CacheKey) -> u64 {
@@ -136,6 +141,9 @@ pub struct EntryHeader {
     pub reduced_at: Timestamp,
     /// Bytes of the encoded body (the aggregate and the log's creation time).
     pub body_len: usize,
+    /// Whether a MAC follows the body ([`CacheKeys`](crate::CacheKeys)); `inspect` does not
+    /// check it.
+    pub signed: bool,
 }
 
 impl EntryHeader {
@@ -155,10 +163,15 @@ impl EntryHeader {
             return Err(EntryError::Truncated);
         }
         let body_len = be_u32(bytes, 32) as usize;
-        if bytes.len() - HEADER_LEN != body_len {
+        let rest = bytes.len() - HEADER_LEN;
+        let signed = if rest == body_len {
+            false
+        } else if body_len.checked_add(MAC_LEN) == Some(rest) {
+            true
+        } else {
             return Err(EntryError::Truncated);
-        }
-        if be_u64(bytes, 36) != checksum(bytes) {
+        };
+        if be_u64(bytes, 36) != checksum(&bytes[..HEADER_LEN + body_len]) {
             return Err(EntryError::Checksum);
         }
         if be_u64(bytes, 16) != identity(key) {
@@ -169,7 +182,19 @@ impl EntryHeader {
             fingerprint: be_u64(bytes, 8),
             reduced_at: Timestamp::from_unix_micros(be_u64(bytes, 24) as i64),
             body_len,
+            signed,
         })
+    }
+}
+
+impl<A: Serialize> CacheEntry<A> {
+    /// [`encode`](Self::encode) followed by the MAC of the whole entry under `keys`' current
+    /// key.
+    pub fn encode_signed(&self, key: &CacheKey, keys: &CacheKeys) -> Result<Vec<u8>, EntryError> {
+        let mut out = self.encode(key)?;
+        let mac = keys.sign(&out);
+        out.extend_from_slice(&mac);
+        Ok(out)
     }
 }
 
@@ -179,8 +204,28 @@ impl<A: DeserializeOwned> CacheEntry<A> {
     /// decode. Never panics and never allocates more than the input's size for the header.
     pub fn decode(key: &CacheKey, bytes: &[u8], max_len: usize) -> Result<Self, EntryError> {
         let header = EntryHeader::inspect(key, bytes, max_len)?;
+        Self::decode_body(&header, bytes)
+    }
+
+    /// [`decode`](Self::decode) that first requires a MAC after the body which one of `keys`
+    /// verifies ([`EntryError::Unauthenticated`] otherwise).
+    pub fn decode_signed(
+        key: &CacheKey,
+        bytes: &[u8],
+        max_len: usize,
+        keys: &CacheKeys,
+    ) -> Result<Self, EntryError> {
+        let header = EntryHeader::inspect(key, bytes, max_len)?;
+        let end = HEADER_LEN + header.body_len;
+        if !header.signed || !keys.verify(&bytes[..end], &bytes[end..]) {
+            return Err(EntryError::Unauthenticated);
+        }
+        Self::decode_body(&header, bytes)
+    }
+
+    fn decode_body(header: &EntryHeader, bytes: &[u8]) -> Result<Self, EntryError> {
         let ((created_at, aggregate), rest) =
-            postcard::take_from_bytes::<(i64, A)>(&bytes[HEADER_LEN..])
+            postcard::take_from_bytes::<(i64, A)>(&bytes[HEADER_LEN..HEADER_LEN + header.body_len])
                 .map_err(|e| EntryError::Body(e.to_string()))?;
         if !rest.is_empty() {
             return Err(EntryError::Body(format!(

@@ -28,6 +28,11 @@ mod cache {
     eventlogs_testkit::reduction_cache_suite!(cache());
 }
 
+mod cache_keys {
+    use super::*;
+    eventlogs_testkit::cache_keys_suite!(pair());
+}
+
 mod manager {
     use super::*;
     eventlogs_testkit::log_manager_suite!(pair());

@@ -32,6 +32,10 @@ mod cache_conformance {
     eventlogs_testkit::reduction_cache_suite!(super::snapshot_cache());
 }
 
+mod cache_keys_on_snapshots {
+    eventlogs_testkit::cache_keys_suite!(super::store_and_snapshots());
+}
+
 mod cache_with_manager {
     eventlogs_testkit::log_manager_suite!(super::store_and_snapshots());
 }

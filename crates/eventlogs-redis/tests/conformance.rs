@@ -55,6 +55,11 @@ mod manager {
     eventlogs_testkit::log_manager_suite!(async { with_store(single().await).await });
 }
 
+mod cache_keys {
+    use super::*;
+    eventlogs_testkit::cache_keys_suite!(async { with_store(single().await).await });
+}
+
 mod cluster_cache {
     use super::*;
     eventlogs_testkit::reduction_cache_suite!(cluster());

@@ -19,6 +19,8 @@ pub mod aggregates;
 #[cfg(feature = "suites")]
 pub mod cache_cost_suite;
 #[cfg(feature = "suites")]
+pub mod cache_keys_suite;
+#[cfg(feature = "suites")]
 pub mod cache_suite;
 #[cfg(feature = "suites")]
 pub mod command_suite;
@@ -81,6 +83,18 @@ macro_rules! reduction_cache_suite {
             delete_removes_the_entry,
             keys_are_isolated,
             racing_puts_keep_the_maximum,
+        );
+    };
+}
+
+/// Expands the authenticated-entry checks ([`CacheKeys`](eventlogs_core::CacheKeys)) over a
+/// store and a cache. The factory yields `Option<(Arc<dyn EventStore>, Arc<dyn ReductionCache>)>`.
+#[macro_export]
+macro_rules! cache_keys_suite {
+    ($factory:expr) => {
+        $crate::__tests!($factory, cache_keys_suite;
+            forged_cache_entries_are_refused_with_keys,
+            cache_keys_rotate_without_trusting_dropped_keys,
         );
     };
 }

@@ -71,7 +71,7 @@ pub(crate) async fn assert_true<A: Aggregate + PartialEq + std::fmt::Debug>(
 }
 
 /// Replaces whatever is cached under `key` with `bytes`, as a raw client would.
-pub(crate) async fn poison(cache: &Arc<dyn ReductionCache>, key: &CacheKey, bytes: &[u8]) {
+pub async fn poison(cache: &Arc<dyn ReductionCache>, key: &CacheKey, bytes: &[u8]) {
     cache.delete(key).await.unwrap();
     assert!(cache.put(key, 0, bytes).await.unwrap());
 }

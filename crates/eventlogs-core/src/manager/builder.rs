@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use super::{read_gate::ReadGate, stats::Counters, writer::Writer, CacheLink, Inner, LogManager};
 use crate::{
-    Aggregate, Always, CacheReads, CachingPolicy, EventStore, ReductionCache, RetryPolicy,
-    Upcasters,
+    Aggregate, Always, CacheKeys, CacheReads, CachingPolicy, EventStore, ReductionCache,
+    RetryPolicy, Upcasters,
 };
 
 /// Configures a [`LogManager`]. Every setting has a default; only the store is required. The
@@ -40,6 +40,7 @@ pub struct LogManagerBuilder<A: Aggregate> {
     min_events_per_write: u64,
     cache_reads: CacheReads,
     upcasters: Upcasters,
+    cache_keys: Option<CacheKeys>,
     _aggregate: PhantomData<fn() -> A>,
 }
 
@@ -88,6 +89,7 @@ impl<A: Aggregate> LogManagerBuilder<A> {
             min_events_per_write: DEFAULT_MIN_EVENTS_PER_WRITE,
             cache_reads: CacheReads::Adaptive,
             upcasters: Upcasters::new(),
+            cache_keys: None,
             _aggregate: PhantomData,
         }
     }
@@ -196,6 +198,16 @@ impl<A: Aggregate> LogManagerBuilder<A> {
         self
     }
 
+    /// Authenticates cache entries with `keys` (default: none): entries are written with a
+    /// keyed MAC, and an entry without a MAC that an accepted key verifies is corrupt (a
+    /// miss, refolded and replaced). Use it when anyone who can write to the cache must not
+    /// be able to change what `reduce` returns; see [`CacheKeys`] for rotation.
+    #[must_use]
+    pub fn cache_keys(mut self, keys: CacheKeys) -> Self {
+        self.cache_keys = Some(keys);
+        self
+    }
+
     /// Builds the manager. The background writer starts with the first cache write.
     #[must_use]
     pub fn build(self) -> LogManager<A> {
@@ -215,6 +227,7 @@ impl<A: Aggregate> LogManagerBuilder<A> {
                 timeout: self.cache_timeout,
                 min_events_per_write: self.min_events_per_write,
                 reads: ReadGate::new(self.cache_reads, self.min_events_per_write),
+                keys: self.cache_keys,
             }
         });
         LogManager {

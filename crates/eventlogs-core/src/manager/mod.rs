@@ -49,6 +49,8 @@ struct CacheLink {
     min_events_per_write: u64,
     /// Whether a reduce asks the cache.
     reads: read_gate::ReadGate,
+    /// Keys that sign and authenticate entries, if any.
+    keys: Option<crate::CacheKeys>,
 }
 
 impl<A: Aggregate> Clone for LogManager<A> {

@@ -216,7 +216,11 @@ fn encode<A: Aggregate>(
         created_at: reduction.created_at,
         aggregate: &reduction.aggregate,
     };
-    match entry.encode(key) {
+    let encoded = match &link.keys {
+        Some(keys) => entry.encode_signed(key, keys),
+        None => entry.encode(key),
+    };
+    match encoded {
         Ok(bytes) if bytes.len() <= link.max_entry_bytes => Some((through_index, bytes)),
         Ok(bytes) => {
             bump(&link.counters.dropped_writes);
@@ -231,6 +235,18 @@ fn encode<A: Aggregate>(
     }
 }
 
+/// The entry in `bytes`, authenticated when the link has keys.
+fn decode<A: Aggregate>(
+    link: &CacheLink,
+    key: &CacheKey,
+    bytes: &[u8],
+) -> Result<CacheEntry<A>, crate::backend::EntryError> {
+    match &link.keys {
+        Some(keys) => CacheEntry::decode_signed(key, bytes, link.max_entry_bytes, keys),
+        None => CacheEntry::decode(key, bytes, link.max_entry_bytes),
+    }
+}
+
 /// Reads and decodes the cached entry; every failure is a miss, counted and logged.
 async fn read_cache<A: Aggregate>(
     link: &CacheLink,
@@ -242,7 +258,7 @@ async fn read_cache<A: Aggregate>(
         .await;
     let counters = &link.counters;
     match read {
-        Ok(Ok(Some(bytes))) => match CacheEntry::<A>::decode(key, &bytes, link.max_entry_bytes) {
+        Ok(Ok(Some(bytes))) => match decode::<A>(link, key, &bytes) {
             Ok(entry) => (Some(entry), CacheOutcome::Hit),
             Err(error) => {
                 bump(&counters.corrupt);
