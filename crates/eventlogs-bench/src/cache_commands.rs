@@ -107,7 +107,12 @@ pub(crate) async fn cache_commands(
 
     // Seeded without the cache, so the working set starts cold.
     let seed: Vec<Payment> = (0..SMALL_EVENTS as i64).map(Payment::new).collect();
-    let ids: Arc<Vec<LogId>> = Arc::new((0..SMALL_LOGS).map(|_| LogId::new()).collect());
+    let small_logs = if crate::harness::smoke(seconds) {
+        SMALL_LOGS / 16
+    } else {
+        SMALL_LOGS
+    };
+    let ids: Arc<Vec<LogId>> = Arc::new((0..small_logs).map(|_| LogId::new()).collect());
     let seeding = futures::future::join_all((0..16).map(|part| {
         let (store, ids, seed) = (Arc::clone(&store), Arc::clone(&ids), seed.clone());
         async move {

@@ -9,6 +9,13 @@ use std::time::{Duration, Instant};
 use futures::future::BoxFuture;
 use futures::FutureExt;
 
+/// Whether `seconds` is a smoke run's (under a second per measurement: `cargo xtask test`
+/// checks that every scenario runs, not what it measures), so scenarios with fixed sizes can
+/// shrink them.
+pub(crate) fn smoke(seconds: Duration) -> bool {
+    seconds < Duration::from_secs(1)
+}
+
 /// What one run measured.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Sample {

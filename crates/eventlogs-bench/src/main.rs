@@ -119,7 +119,7 @@ async fn all(env: &Env, args: &Args) -> Result<String, String> {
         stalls::stalls(env, seconds, &mut rows).await?;
     }
     if wanted("catch-up") {
-        catch_up::catch_up(env, &mut rows).await?;
+        catch_up::catch_up(env, seconds, &mut rows).await?;
     }
     if wanted("warm") {
         reads::warm(env, seconds, &mut rows).await?;

@@ -242,7 +242,11 @@ pub(crate) async fn stalls(
     let eight = library_appends(env, 8, 1, false).await?;
     let (mut new, mut old) = (Sample::default(), Sample::default());
     // Each slice holds one unrelated transaction open for its whole length.
-    let slice = (seconds / 2).max(Duration::from_secs(5));
+    let slice = if crate::harness::smoke(seconds) {
+        seconds * 10
+    } else {
+        (seconds / 2).max(Duration::from_secs(5))
+    };
     for round in 0..2 {
         if round % 2 == 0 {
             new.merge(beside_unrelated(env, &eight, slice, FeedWatermark::EventWriters).await?);

@@ -1,12 +1,14 @@
 //! The `eventlogs` binary end to end against PostgreSQL: stdout, stderr and exit codes.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use eventlogs::postgres::PostgresEventStore;
+use common::{eventlogs, schema, stderr, stdout_json, store};
 use eventlogs::{
     AppendOptions, BoxError, EventFeed, EventsOnly, FeedEvent, LogId, LogManager, Subscription,
     SubscriptionOptions,
@@ -36,45 +38,6 @@ async fn open<A: eventlogs::Aggregate<Event = Account>>(
     )
     .await
     .unwrap()
-}
-
-/// A schema of the test's own, migrated through the binary.
-fn schema(test: &str) -> String {
-    format!("cli_{test}_{}", std::process::id())
-}
-
-fn eventlogs(url: &str, schema: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_eventlogs"))
-        .env("EVENTLOGS_DATABASE_URL", url)
-        .args(["--schema", schema])
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn stdout_json(output: &Output) -> Value {
-    assert!(
-        output.status.success(),
-        "{:?}: {}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-async fn store(url: &str, schema: &str) -> Arc<PostgresEventStore> {
-    let out = eventlogs(url, schema, &["migrate"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    Arc::new(
-        PostgresEventStore::builder(url)
-            .schema(schema)
-            .build()
-            .unwrap(),
-    )
 }
 
 #[tokio::test]

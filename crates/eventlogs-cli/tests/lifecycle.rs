@@ -1,48 +1,19 @@
 //! The `eventlogs` binary deleting logs and removing old idempotency keys, end to end.
 #![allow(clippy::unwrap_used)]
 
-use std::process::{Command, Output};
+mod common;
+
 use std::sync::Arc;
 
-use eventlogs::postgres::PostgresEventStore;
+use common::{eventlogs, schema, stdout_json as json, store};
 use eventlogs::{AppendOptions, ErrorKind, EventFeed, EventsOnly, FeedPosition, LogId, LogManager};
 use eventlogs_testkit::servers::database_url;
 use serde_json::Value;
 
-fn eventlogs(url: &str, schema: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_eventlogs"))
-        .env("EVENTLOGS_DATABASE_URL", url)
-        .args(["--schema", schema])
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn json(output: &Output) -> Value {
-    assert!(
-        output.status.success(),
-        "{:?}: {}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
-}
-
-async fn store(url: &str, schema: &str) -> Arc<PostgresEventStore> {
-    let migrated = eventlogs(url, schema, &["migrate"]);
-    assert!(migrated.status.success());
-    Arc::new(
-        PostgresEventStore::builder(url)
-            .schema(schema)
-            .build()
-            .unwrap(),
-    )
-}
-
 #[tokio::test]
 async fn cli_deletes_a_log_only_when_confirmed() {
     let Some(url) = database_url() else { return };
-    let schema = format!("cli_delete_{}", std::process::id());
+    let schema = schema("delete");
     let store = store(&url, &schema).await;
     let logs: LogManager<EventsOnly<String>> = LogManager::new(Arc::clone(&store));
     let (gone, kept) = (LogId::new(), LogId::new());
@@ -104,7 +75,7 @@ async fn cli_deletes_a_log_only_when_confirmed() {
 #[tokio::test]
 async fn cli_removes_idempotency_keys_by_age() {
     let Some(url) = database_url() else { return };
-    let schema = format!("cli_keys_{}", std::process::id());
+    let schema = schema("keys");
     let store = store(&url, &schema).await;
     let logs: LogManager<EventsOnly<String>> = LogManager::new(Arc::clone(&store));
     let keyed = AppendOptions::new().with_idempotency_key("open-1");
