@@ -6,9 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use eventlogs::postgres::PostgresSnapshotCache;
-use eventlogs::{CacheKeys, CacheOutcome, LogId, LogManager, Never, ReductionCache};
+use eventlogs::{CacheKeys, LogId, LogManager, Never, ReductionCache};
 
-use crate::harness::{alternate, workload, Workload};
+use crate::harness::{alternate, Workload};
+use crate::reads::checked_reduces;
 use crate::report::{Measure, Row};
 use crate::setup::{seed_log, Balance, Env};
 
@@ -36,23 +37,7 @@ async fn reduces(
         Some(cache) => builder.cache(cache).build(),
         None => builder.build(),
     };
-    Ok(workload(move |_, i| {
-        let (logs, ids) = (logs.clone(), Arc::clone(&ids));
-        async move {
-            let r = logs
-                .reduce(&ids[i as usize % ids.len()])
-                .await
-                .map_err(|e| e.to_string())?;
-            let hit = r.cache == CacheOutcome::Hit;
-            if r.aggregate.count != LEN as u64 || hit != cached {
-                return Err(format!(
-                    "unexpected reduction: {} events, {:?}",
-                    r.aggregate.count, r.cache
-                ));
-            }
-            Ok(r.events_read)
-        }
-    }))
+    Ok(checked_reduces(logs, ids, LEN as u64, cached))
 }
 
 /// Warm reduces with the snapshot table, with Redis, and with no cache.
