@@ -7,12 +7,10 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use eventlogs_core::backend::{CacheEntry, CacheKey, CACHE_FORMAT, CACHE_HEADER_LEN};
-use eventlogs_core::{
-    CacheOutcome, CacheReads, EventStore, LogId, LogManager, ReductionCache, Timestamp,
-};
+use eventlogs_core::backend::CacheKey;
+use eventlogs_core::{CacheOutcome, CacheReads, EventStore, LogId, LogManager, ReductionCache};
 use eventlogs_postgres::{PostgresEventStore, PostgresSnapshotCache};
-use eventlogs_testkit::aggregates::{Entry, Tally, TallyV2};
+use eventlogs_testkit::aggregates::{Entry, Tally};
 use eventlogs_testkit::fold_from_store;
 use eventlogs_testkit::servers::{own_servers, PostgresServer};
 
@@ -87,45 +85,11 @@ async fn snapshot_cache_rows_damaged_by_hand_are_refolded_and_replaced() {
     let key = CacheKey::of::<Tally>(log);
     assert_eq!(reduce_checked(&logs, &log).await.cache, CacheOutcome::Hit);
     let good = cache.get(&key).await.unwrap().unwrap();
-    let mut flipped = good.clone();
-    flipped[good.len() / 2] ^= 0x08;
-    let mut huge = good.clone();
-    huge[32..36].copy_from_slice(&u32::MAX.to_be_bytes());
-    let mut future_format = good.clone();
-    future_format[3] = CACHE_FORMAT + 1;
     // A readable header claiming a later index than the log has, with a damaged body.
     let mut ahead = good.clone();
     ahead[4..8].copy_from_slice(&1_000u32.to_be_bytes());
-    let entry_for = |key: &CacheKey| {
-        CacheEntry {
-            through_index: 3,
-            fingerprint: 0,
-            reduced_at: Timestamp::now(),
-            created_at: Timestamp::now(),
-            aggregate: Tally::default(),
-        }
-        .encode(key)
-        .unwrap()
-    };
-    let damages: [(&str, Vec<u8>); 11] = [
-        ("garbage", b"\x00\xffnot an entry at all".to_vec()),
-        ("empty", Vec::new()),
-        ("truncated", good[..good.len() - 3].to_vec()),
-        ("header only", good[..CACHE_HEADER_LEN].to_vec()),
-        ("bit flip", flipped),
-        ("huge length header", huge),
-        ("foreign format version", future_format),
-        ("a header ahead of the log", ahead),
-        (
-            "another aggregate version's entry",
-            entry_for(&CacheKey::of::<TallyV2>(log)),
-        ),
-        (
-            "another log's entry",
-            entry_for(&CacheKey::of::<Tally>(LogId::new())),
-        ),
-        ("oversized", vec![b'x'; 3 * 1024 * 1024]),
-    ];
+    let mut damages = eventlogs_testkit::damage::damaged_entries(&good, log);
+    damages.push(("a header ahead of the log", ahead));
     for (what, bytes) in damages {
         write_row(&store, key.as_str(), &bytes).await;
         let r = reduce_checked(&logs, &log).await;

@@ -12,11 +12,10 @@ use std::time::{Duration, Instant};
 use eventlogs_core::{
     backend::{CacheEntry, CacheKey},
     AppendOptions, CacheOutcome, Error, InvalidInput, LogId, LogManager, LogState, ReductionCache,
-    Timestamp,
 };
 use eventlogs_fake::FakeEventStore;
 use eventlogs_redis::RedisReductionCache;
-use eventlogs_testkit::aggregates::{Entry, Tally, TallyV2};
+use eventlogs_testkit::aggregates::{Entry, Tally};
 use eventlogs_testkit::fold_from_store;
 use eventlogs_testkit::servers::resp::{command, Reply};
 use eventlogs_testkit::servers::{own_servers, RedisCluster, RedisServer};
@@ -279,45 +278,7 @@ async fn poisoned_entries_are_refolded_and_replaced() {
     );
     wait_for_hit(&logs, &log).await;
     let good = cache.get(&key).await.unwrap().unwrap();
-    let mut flipped = good.clone();
-    flipped[good.len() / 2] ^= 0x08;
-    let mut huge = good.clone();
-    huge[32..36].copy_from_slice(&u32::MAX.to_be_bytes());
-    let mut future_format = good.clone();
-    future_format[3] = eventlogs_core::backend::CACHE_FORMAT + 1;
-    let other_version = CacheEntry {
-        through_index: 3,
-        fingerprint: 0,
-        reduced_at: Timestamp::now(),
-        created_at: Timestamp::now(),
-        aggregate: Tally::default(),
-    }
-    .encode(&CacheKey::of::<TallyV2>(log))
-    .unwrap();
-    let other_log = CacheEntry {
-        through_index: 3,
-        fingerprint: 0,
-        reduced_at: Timestamp::now(),
-        created_at: Timestamp::now(),
-        aggregate: Tally::default(),
-    }
-    .encode(&CacheKey::of::<Tally>(LogId::new()))
-    .unwrap();
-    let damages: [(&str, Vec<u8>); 10] = [
-        ("garbage", b"\x00\xffnot an entry at all".to_vec()),
-        ("empty", Vec::new()),
-        ("truncated", good[..good.len() - 3].to_vec()),
-        (
-            "header only",
-            good[..eventlogs_core::backend::CACHE_HEADER_LEN].to_vec(),
-        ),
-        ("bit flip", flipped),
-        ("huge length header", huge),
-        ("foreign format version", future_format),
-        ("another aggregate version's entry", other_version),
-        ("another log's entry", other_log),
-        ("oversized", vec![b'x'; 3 * 1024 * 1024]),
-    ];
+    let damages = eventlogs_testkit::damage::damaged_entries(&good, log);
     for (what, bytes) in damages {
         assert_eq!(
             raw(&server, &[b"SET", redis_key.as_bytes(), &bytes]),

@@ -25,6 +25,8 @@ pub mod cache_suite;
 #[cfg(feature = "suites")]
 pub mod command_suite;
 #[cfg(feature = "suites")]
+pub mod damage;
+#[cfg(feature = "suites")]
 pub mod delete_suite;
 #[cfg(feature = "suites")]
 pub mod feed_suite;
