@@ -29,10 +29,21 @@ pub(crate) fn has_cargo_subcommand(name: &str) -> bool {
 /// Runs a command to completion; an error names it when it fails.
 pub(crate) fn run(mut command: Command) -> Result<(), String> {
     let shown = format!("{command:?}");
+    let started = std::time::Instant::now();
     let status = command
         .status()
         .map_err(|e| format!("cannot run {shown}: {e}"))?;
     if status.success() {
+        // Where the time of a run goes, phase by phase (the program and its first arguments).
+        let brief: Vec<String> = std::iter::once(command.get_program())
+            .chain(command.get_args().take(4))
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        println!(
+            "xtask: `{}` took {:.0} s",
+            brief.join(" "),
+            started.elapsed().as_secs_f64()
+        );
         Ok(())
     } else {
         Err(format!("{shown} failed with {status}"))
