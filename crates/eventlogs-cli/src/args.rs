@@ -66,12 +66,19 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: SubscriptionsCommand,
     },
-    /// The Redis cache of reductions.
+    /// The cache of reductions: Redis, or the snapshot table with `--snapshots`.
+    ///
+    /// With `EVENTLOGS_CACHE_KEY` set (64 hexadecimal digits, and any keys still accepted
+    /// during a rotation in `EVENTLOGS_CACHE_PREVIOUS_KEYS`, separated by commas), `check` also
+    /// verifies the entry's MAC. Keys are read from the environment only, never from flags.
     Cache {
         /// Redis URL (`redis://…`, or `rediss://…` for TLS); its password is never printed.
         #[arg(long, env = "EVENTLOGS_REDIS_URL", hide_env_values = true)]
         redis_url: Option<String>,
-        /// The prefix of the cache's keys (`RedisCacheOptions::key_prefix`).
+        /// The `snapshots` table of `--schema` (`PostgresSnapshotCache`) instead of Redis.
+        #[arg(long)]
+        snapshots: bool,
+        /// The prefix of the Redis cache's keys (`RedisCacheOptions::key_prefix`).
         #[arg(long, default_value = "eventlogs")]
         key_prefix: String,
         #[command(subcommand)]
@@ -99,9 +106,10 @@ pub(crate) enum CacheCommand {
         /// The aggregate's `NAME`.
         #[arg(long)]
         aggregate: String,
-        /// The aggregate's `VERSION`.
-        #[arg(long, default_value_t = 1)]
-        version: u32,
+        /// The aggregate's `VERSION`, with its upcaster chain's fingerprint when the manager
+        /// has upcasters, as `cache stats` shows it (`2.u0123456789abcdef`).
+        #[arg(long, default_value = "1")]
+        version: String,
     },
 }
 

@@ -52,8 +52,19 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Subscriptions { command } => subscriptions::run(&cli, command, &out).await,
         Command::Cache {
             redis_url,
+            snapshots,
             key_prefix,
             command,
-        } => cache::run(&cli, redis_url.as_deref(), key_prefix, command, &out).await,
+        } => {
+            let source = if *snapshots {
+                cache::Source::Snapshots
+            } else {
+                cache::Source::Redis {
+                    url: redis_url.as_deref(),
+                    prefix: key_prefix,
+                }
+            };
+            cache::run(&cli, source, command, &out).await
+        }
     }
 }

@@ -185,6 +185,23 @@ impl EntryHeader {
             signed,
         })
     }
+
+    /// [`inspect`](Self::inspect) that also requires a MAC after the body which one of `keys`
+    /// verifies ([`EntryError::Unauthenticated`] otherwise), as
+    /// [`CacheEntry::decode_signed`] does.
+    pub fn authenticate(
+        key: &CacheKey,
+        bytes: &[u8],
+        max_len: usize,
+        keys: &CacheKeys,
+    ) -> Result<Self, EntryError> {
+        let header = Self::inspect(key, bytes, max_len)?;
+        let end = HEADER_LEN + header.body_len;
+        if !header.signed || !keys.verify(&bytes[..end], &bytes[end..]) {
+            return Err(EntryError::Unauthenticated);
+        }
+        Ok(header)
+    }
 }
 
 impl<A: Serialize> CacheEntry<A> {
@@ -215,11 +232,7 @@ impl<A: DeserializeOwned> CacheEntry<A> {
         max_len: usize,
         keys: &CacheKeys,
     ) -> Result<Self, EntryError> {
-        let header = EntryHeader::inspect(key, bytes, max_len)?;
-        let end = HEADER_LEN + header.body_len;
-        if !header.signed || !keys.verify(&bytes[..end], &bytes[end..]) {
-            return Err(EntryError::Unauthenticated);
-        }
+        let header = EntryHeader::authenticate(key, bytes, max_len, keys)?;
         Self::decode_body(&header, bytes)
     }
 
@@ -339,5 +352,27 @@ mod tests {
             bytes[at] ^= flip.1 | 1;
             prop_assert!(CacheEntry::<Vec<u32>>::decode(&key, &bytes, 1 << 20).is_err());
         }
+    }
+
+    #[test]
+    fn authenticate_accepts_current_and_previous_keys_only() {
+        let key = CacheKey::new("agg", 1, LogId::new());
+        let (old, new) = (CacheKeys::new([1; 32]), CacheKeys::new([2; 32]));
+        let rotating = CacheKeys::new([2; 32]).with_previous([1; 32]);
+        let signed_old = entry().encode_signed(&key, &old).unwrap();
+        let unsigned = entry().encode(&key).unwrap();
+        let header = EntryHeader::authenticate(&key, &signed_old, 1024, &rotating).unwrap();
+        assert!(header.signed);
+        assert_eq!(header.through_index, 41);
+        let refused = |bytes: &[u8], keys: &CacheKeys| {
+            EntryHeader::authenticate(&key, bytes, 1024, keys).unwrap_err()
+        };
+        assert_eq!(refused(&signed_old, &new), EntryError::Unauthenticated);
+        assert_eq!(refused(&unsigned, &rotating), EntryError::Unauthenticated);
+        // Damage is still told apart from a missing key.
+        assert_eq!(
+            refused(&signed_old[..signed_old.len() - 1], &rotating),
+            EntryError::Truncated
+        );
     }
 }

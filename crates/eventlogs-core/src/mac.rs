@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use crate::InvalidInput;
+
 /// Bytes of the MAC a signed cache entry carries after its body.
 pub(crate) const MAC_LEN: usize = 32;
 
@@ -46,6 +48,34 @@ impl CacheKeys {
         self
     }
 
+    /// A key written as 64 hexadecimal digits (as `openssl rand -hex 32` prints it), for keys
+    /// kept in environment variables or secret stores. Surrounding whitespace is ignored; the
+    /// error never repeats the text.
+    ///
+    /// ```
+    /// use eventlogs_core::CacheKeys;
+    /// let key = CacheKeys::parse_hex_key(&"ab".repeat(32)).unwrap();
+    /// let keys = CacheKeys::new(key);
+    /// assert!(CacheKeys::parse_hex_key("not a key").is_err());
+    /// ```
+    pub fn parse_hex_key(text: &str) -> Result<[u8; 32], InvalidInput> {
+        let text = text.trim();
+        let mut key = [0u8; 32];
+        hex::decode_to_slice(text, &mut key).map_err(|e| {
+            // Not `hex`'s own message: it quotes the offending character of the secret.
+            let what = match e {
+                hex::FromHexError::InvalidHexCharacter { index, .. } => {
+                    format!("character {} is not hexadecimal", index + 1)
+                }
+                _ => format!("got {} characters", text.len()),
+            };
+            InvalidInput::Config(format!(
+                "a cache key is 64 hexadecimal digits (32 bytes): {what}"
+            ))
+        })?;
+        Ok(key)
+    }
+
     /// The MAC of `signed` under the current key.
     pub(crate) fn sign(&self, signed: &[u8]) -> [u8; MAC_LEN] {
         *blake3::keyed_hash(&self.current, signed).as_bytes()
@@ -81,5 +111,30 @@ impl fmt::Debug for CacheKeys {
                 &self.previous.iter().map(id).collect::<Vec<_>>(),
             )
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_keys_parse_and_errors_never_repeat_them() {
+        let text = format!(" {}\n", "0a".repeat(32));
+        assert_eq!(CacheKeys::parse_hex_key(&text).unwrap(), [0x0a; 32]);
+        assert_eq!(
+            CacheKeys::parse_hex_key(&"AB".repeat(32)).unwrap(),
+            [0xab; 32]
+        );
+        for bad in [
+            "",
+            "0a0a",
+            &"0a".repeat(33),
+            &format!("{}zq", "0a".repeat(31)),
+        ] {
+            let error = CacheKeys::parse_hex_key(bad).unwrap_err().to_string();
+            assert!(error.contains("64 hexadecimal digits"), "{error}");
+            assert!(!error.contains('z') && !error.contains('q'), "{error}");
+        }
     }
 }

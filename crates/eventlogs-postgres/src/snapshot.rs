@@ -98,6 +98,18 @@ impl PostgresSnapshotCache {
         self.max_entry_bytes = max;
         Ok(self)
     }
+
+    /// The largest entry stored and read back.
+    #[must_use]
+    pub fn max_entry_bytes(&self) -> usize {
+        self.max_entry_bytes
+    }
+
+    /// The store whose schema and pool the cache uses.
+    #[must_use]
+    pub fn store(&self) -> &PostgresEventStore {
+        &self.store
+    }
 }
 
 impl fmt::Debug for PostgresSnapshotCache {
