@@ -90,14 +90,20 @@ pub(crate) enum Command {
 pub(crate) enum CacheCommand {
     /// Entries by aggregate and version (scans the prefix's keys).
     Stats,
-    /// Deletes an aggregate's entries (every version, or one).
+    /// Deletes an aggregate's entries (every version, or one), or, on the snapshot table,
+    /// every entry last written longer ago than `--older-than`.
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["aggregate", "older_than"])))]
     Purge {
         /// The aggregate's `NAME`.
         #[arg(long)]
-        aggregate: String,
+        aggregate: Option<String>,
         /// Only this `VERSION` of it.
-        #[arg(long)]
+        #[arg(long, requires = "aggregate")]
         version: Option<u32>,
+        /// With `--snapshots`: entries last written longer ago than this age (`30d`, `12h`);
+        /// Redis entries expire by their TTL instead.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        older_than: Option<std::time::Duration>,
     },
     /// Whether a log's entry is one the store confirms, and how many events it is behind.
     Check {

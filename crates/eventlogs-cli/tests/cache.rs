@@ -317,7 +317,16 @@ async fn cli_cache_commands_on_redis() {
         cache_args: vec!["--key-prefix".into(), prefix],
         env: vec![("EVENTLOGS_REDIS_URL", redis)],
     };
-    cache_commands(store, cache, cli).await;
+    cache_commands(store, cache, cli.clone()).await;
+
+    // Redis entries expire by their TTL: an age is refused, as is a purge of nothing named.
+    let aged = cli.run(&["purge", "--older-than", "2d"]);
+    assert_eq!(aged.status.code(), Some(2), "{}", stderr(&aged));
+    assert!(stderr(&aged).contains("TTL"), "{}", stderr(&aged));
+    let nothing = cli.run(&["purge"]);
+    assert_eq!(nothing.status.code(), Some(2), "{}", stderr(&nothing));
+    let both = cli.run(&["purge", "--aggregate", "x", "--older-than", "1d"]);
+    assert_eq!(both.status.code(), Some(2), "{}", stderr(&both));
 }
 
 #[tokio::test]
@@ -356,6 +365,23 @@ async fn cli_cache_commands_on_the_snapshot_table() {
         stats["aggregates"],
         serde_json::json!([{ "aggregate": "cli-balanc", "version": "1", "entries": 6_000 }])
     );
+
+    // By age: the rows last written before it go, whatever their aggregate.
+    client
+        .execute(
+            &format!(
+                "UPDATE {schema}.snapshots SET updated_at = now() - interval '3 days' \
+                 WHERE right(key, 1) IN ('1', '3')"
+            ),
+            &[],
+        )
+        .await
+        .unwrap();
+    let aged = stdout_json(&cli.run(&["purge", "--older-than", "2d"]));
+    assert_eq!(aged["deleted"], 2_400);
+    assert_eq!(aged["older_than_seconds"], 2 * 86_400);
+    let stats = stdout_json(&cli.run(&["stats"]));
+    assert_eq!(stats["aggregates"][0]["entries"], 3_600);
 }
 
 #[tokio::test]

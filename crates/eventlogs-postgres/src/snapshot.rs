@@ -46,7 +46,11 @@ pub struct PostgresSnapshotCache {
     get: String,
     put: String,
     delete: String,
+    remove_old: String,
 }
+
+/// Rows looked at per statement of [`PostgresSnapshotCache::remove_older_than`].
+const REMOVE_PAGE: i64 = 5_000;
 
 impl PostgresSnapshotCache {
     /// The cache of `store`'s schema (run `store.migrate()` first), sharing its pool.
@@ -82,6 +86,14 @@ impl PostgresSnapshotCache {
                  RETURNING 1"
             ),
             delete: format!("DELETE FROM {schema}.snapshots WHERE key = $1"),
+            remove_old: format!(
+                "WITH page AS (SELECT key FROM {schema}.snapshots WHERE key > $1 ORDER BY key LIMIT $2), \
+                      gone AS (DELETE FROM {schema}.snapshots s USING page \
+                               WHERE s.key = page.key \
+                                 AND s.updated_at < now() - make_interval(secs => $3) \
+                               RETURNING 1) \
+                 SELECT (SELECT max(key) FROM page), (SELECT count(*) FROM gone)"
+            ),
         }
     }
 
@@ -103,6 +115,44 @@ impl PostgresSnapshotCache {
     #[must_use]
     pub fn max_entry_bytes(&self) -> usize {
         self.max_entry_bytes
+    }
+
+    /// Removes the entries last written more than `older_than` ago, and returns how many.
+    ///
+    /// The table has no expiry of its own (Redis has a TTL): run this from a maintenance job so
+    /// entries of logs nobody reads any more do not stay forever. It walks the primary key,
+    /// 5,000 rows per statement, so it holds no long transaction and a large table is removed
+    /// from a bit at a time. The age is since the entry was written, not read: an entry still
+    /// in use that is removed misses once, and the next reduce writes it again. A row written
+    /// while the walk runs is kept (its age is checked again as it is deleted).
+    pub async fn remove_older_than(&self, older_than: std::time::Duration) -> Result<u64> {
+        let span = tracing::info_span!(
+            "eventlogs.postgres.snapshot.remove_older_than",
+            older_than_secs = older_than.as_secs()
+        );
+        async {
+            let seconds = older_than.as_secs_f64();
+            let (mut after, mut removed) = (String::new(), 0u64);
+            loop {
+                let rows = self
+                    .store
+                    .rows(&self.remove_old, &[&after, &REMOVE_PAGE, &seconds])
+                    .await?
+                    .map_err(query_error)?;
+                let row = rows.first().ok_or_else(|| unreadable(&"no row"))?;
+                let last: Option<String> = row.try_get(0).map_err(|e| unreadable(&e))?;
+                let gone: i64 = row.try_get(1).map_err(|e| unreadable(&e))?;
+                removed += gone.unsigned_abs();
+                match last {
+                    Some(last) => after = last,
+                    None => break,
+                }
+            }
+            tracing::info!(removed, "old snapshot entries removed");
+            Ok(removed)
+        }
+        .instrument(span)
+        .await
     }
 
     /// The store whose schema and pool the cache uses.
@@ -136,10 +186,7 @@ impl ReductionCache for PostgresSnapshotCache {
             match rows.first() {
                 None => Ok(None),
                 Some(row) => {
-                    let mut bytes: Vec<u8> = row.try_get(0).map_err(|e| Error::Backend {
-                        service: "postgres",
-                        source: format!("unreadable snapshot row: {e}").into(),
-                    })?;
+                    let mut bytes: Vec<u8> = row.try_get(0).map_err(|e| unreadable(&e))?;
                     bytes.truncate(self.max_entry_bytes + 1);
                     Ok(Some(bytes))
                 }
@@ -175,5 +222,12 @@ impl ReductionCache for PostgresSnapshotCache {
 
     fn max_entry_bytes(&self) -> usize {
         self.max_entry_bytes
+    }
+}
+
+fn unreadable(what: &dyn fmt::Display) -> Error {
+    Error::Backend {
+        service: "postgres",
+        source: format!("unreadable snapshot row: {what}").into(),
     }
 }

@@ -164,3 +164,75 @@ async fn snapshot_cache_on_a_paused_server_costs_only_its_timeout() {
     }
     assert!(logs.cache_stats().timeouts >= 5, "{:?}", logs.cache_stats());
 }
+
+/// `remove_older_than` removes exactly the rows last written before the age, over many pages
+/// of the primary key, and keeps the entries in use; an entry removed while in use misses once
+/// and is written again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn snapshot_cache_removes_entries_older_than_an_age() {
+    let Some(store) = common::store().await else {
+        return;
+    };
+    let cache = PostgresSnapshotCache::new(&store);
+    let logs = manager(&store, &cache);
+    let log = LogId::new();
+    logs.create_with(&log, &[Entry::of(1), Entry::of(2)], &Default::default())
+        .await
+        .unwrap();
+    reduce_checked(&logs, &log).await;
+    logs.flush().await;
+
+    // 12,000 rows, every other one (in key order) last written two days ago.
+    let client = store.pool().get().await.unwrap();
+    let schema = &store.config().schema;
+    client
+        .execute(
+            &format!(
+                "INSERT INTO {schema}.snapshots (key, entry, updated_at) \
+                 SELECT 'old-or-not:v1:' || lpad(n::text, 6, '0'), '\\x00'::bytea, \
+                        CASE WHEN n % 2 = 0 THEN now() - interval '2 days' ELSE now() END \
+                 FROM generate_series(1, 12000) AS n"
+            ),
+            &[],
+        )
+        .await
+        .unwrap();
+    let count = |sql: &'static str| {
+        let client = &client;
+        async move {
+            let n: i64 = client
+                .query_one(&sql.replace("{schema}", schema), &[])
+                .await
+                .unwrap()
+                .get(0);
+            n
+        }
+    };
+    assert_eq!(
+        cache
+            .remove_older_than(Duration::from_secs(86_400))
+            .await
+            .unwrap(),
+        6_000
+    );
+    assert_eq!(
+        count(
+            "SELECT count(*) FROM {schema}.snapshots WHERE updated_at < now() - interval '1 day'"
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM {schema}.snapshots").await,
+        6_001
+    );
+    assert_eq!(reduce_checked(&logs, &log).await.cache, CacheOutcome::Hit);
+
+    // Age zero removes everything written before the call, the entry in use included: it
+    // misses once, and is written again.
+    let removed = cache.remove_older_than(Duration::ZERO).await.unwrap();
+    assert_eq!(removed, 6_001);
+    assert_eq!(reduce_checked(&logs, &log).await.cache, CacheOutcome::Miss);
+    logs.flush().await;
+    assert_eq!(reduce_checked(&logs, &log).await.cache, CacheOutcome::Hit);
+}

@@ -79,7 +79,34 @@ pub(crate) async fn run(
             print_stats(&cache.describe(), &counts, out);
             Ok(())
         }
-        CacheCommand::Purge { aggregate, version } => {
+        CacheCommand::Purge {
+            aggregate: None,
+            older_than: Some(age),
+            ..
+        } => {
+            let Cache::Snapshots(table) = &cache else {
+                return Err(Failure::Usage(
+                    "--older-than is for the snapshot table (--snapshots): Redis entries expire \
+                     by their TTL (RedisCacheOptions::ttl)"
+                        .into(),
+                ));
+            };
+            let bar = out.progress(0, "removing old entries");
+            let removed = table.remove_older_than(*age).await?;
+            bar.finish_and_clear();
+            if out.json() {
+                out.document(&json!({ "older_than_seconds": age.as_secs(), "deleted": removed }));
+            } else {
+                let age = humantime::format_duration(*age);
+                println!("deleted {removed} entries last written more than {age} ago");
+            }
+            Ok(())
+        }
+        CacheCommand::Purge {
+            aggregate: Some(aggregate),
+            version,
+            older_than: None,
+        } => {
             let name = aggregate_name(aggregate)?;
             let deleted = match &cache {
                 Cache::Redis(redis) => redis::purge(redis, name, *version, out).await?,
@@ -93,6 +120,10 @@ pub(crate) async fn run(
             }
             Ok(())
         }
+        CacheCommand::Purge { .. } => Err(Failure::Usage(
+            "pass --aggregate NAME (with an optional --version) or --older-than AGE, not both"
+                .into(),
+        )),
         CacheCommand::Check {
             id,
             aggregate,
