@@ -93,6 +93,25 @@ impl Cli {
     }
 }
 
+/// An account with two events, reduced (so cached once the manager flushes).
+async fn account(logs: &LogManager<Balance>) -> LogId {
+    let id = LogId::new();
+    let opened = logs
+        .create(
+            &id,
+            &Account::Opened {
+                owner: "ada".into(),
+            },
+        )
+        .await
+        .unwrap();
+    logs.append(&opened, &Account::Deposited { amount: 4 })
+        .await
+        .unwrap();
+    logs.reduce(&id).await.unwrap();
+    id
+}
+
 /// Three accounts with two events each, reduced (so cached) through `cache`.
 async fn accounts<C: ReductionCache + Clone + 'static>(
     store: &Arc<PostgresEventStore>,
@@ -109,21 +128,7 @@ async fn accounts<C: ReductionCache + Clone + 'static>(
     let logs = builder.build();
     let mut ids = Vec::new();
     for _ in 0..3 {
-        let id = LogId::new();
-        let opened = logs
-            .create(
-                &id,
-                &Account::Opened {
-                    owner: "ada".into(),
-                },
-            )
-            .await
-            .unwrap();
-        logs.append(&opened, &Account::Deposited { amount: 4 })
-            .await
-            .unwrap();
-        logs.reduce(&id).await.unwrap();
-        ids.push(id);
+        ids.push(account(&logs).await);
     }
     logs.flush().await;
     (logs, ids)
@@ -271,20 +276,7 @@ async fn upcast_entries<C: ReductionCache + Clone + 'static>(
         .min_events_per_write(1)
         .upcasters(upcasters)
         .build();
-    let id = LogId::new();
-    let opened = logs
-        .create(
-            &id,
-            &Account::Opened {
-                owner: "ada".into(),
-            },
-        )
-        .await
-        .unwrap();
-    logs.append(&opened, &Account::Deposited { amount: 4 })
-        .await
-        .unwrap();
-    logs.reduce(&id).await.unwrap();
+    let id = account(&logs).await;
     logs.flush().await;
     let version = format!("2.u{fingerprint:016x}");
     let stats = stdout_json(&cli.run(&["stats"]));
