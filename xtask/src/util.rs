@@ -44,22 +44,22 @@ pub(crate) fn has_cargo_subcommand(name: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// Runs a command to completion; an error names it when it fails.
+/// Runs a command to completion; an error names it when it fails. The command is shown by its
+/// program and arguments only: its environment holds server URLs, which may carry passwords.
 pub(crate) fn run(mut command: Command) -> Result<(), String> {
-    let shown = format!("{command:?}");
+    let words: Vec<String> = std::iter::once(command.get_program())
+        .chain(command.get_args())
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let shown = format!("`{}`", words.join(" "));
     let started = std::time::Instant::now();
     let status = command
         .status()
         .map_err(|e| format!("cannot run {shown}: {e}"))?;
     if status.success() {
-        // Where the time of a run goes, phase by phase (the program and its first arguments).
-        let brief: Vec<String> = std::iter::once(command.get_program())
-            .chain(command.get_args().take(4))
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect();
+        // Where the time of a run goes, phase by phase.
         println!(
-            "xtask: `{}` took {:.0} s",
-            brief.join(" "),
+            "xtask: {shown} took {:.0} s",
             started.elapsed().as_secs_f64()
         );
         Ok(())

@@ -170,7 +170,8 @@ async fn snapshot_cache_on_a_paused_server_costs_only_its_timeout() {
 /// and is written again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn snapshot_cache_removes_entries_older_than_an_age() {
-    let Some(store) = common::store().await else {
+    // A schema of its own: the shared one holds other tests' rows, which this removes.
+    let Some(store) = common::fresh("snapshots_age").await else {
         return;
     };
     let cache = PostgresSnapshotCache::new(&store);
@@ -235,4 +236,6 @@ async fn snapshot_cache_removes_entries_older_than_an_age() {
     assert_eq!(reduce_checked(&logs, &log).await.cache, CacheOutcome::Miss);
     logs.flush().await;
     assert_eq!(reduce_checked(&logs, &log).await.cache, CacheOutcome::Hit);
+    drop(client);
+    common::drop_schema(&store).await;
 }
