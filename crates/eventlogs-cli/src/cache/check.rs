@@ -76,7 +76,10 @@ pub(crate) async fn check(
     let keys = keys_from_env()?;
     let store = connect::store(cli)?;
     let Some(bytes) = cache.get_cache().get(&key).await? else {
-        return Err(Failure::NotFound(format!("no cache entry for {key}")));
+        return Err(Failure::NotFound(format!(
+            "no cache entry for {key} (a manager with upcasters keys its entries by \
+             VERSION.uFINGERPRINT: `cache stats` lists the versions in use)"
+        )));
     };
     let max = cache.max_entry_bytes();
     let header = match &keys {
