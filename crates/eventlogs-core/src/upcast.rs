@@ -84,6 +84,11 @@ impl Upcast {
     }
 
     /// Rewrites the JSON of every event of type `type_name` (the whole event, tag included).
+    ///
+    /// The rewrite may change the event's shape, even how its type is tagged, but not its type
+    /// name: an event whose name comes out different is refused ([`Error::Corrupt`] when read).
+    /// Names change with [`rename`](Self::rename), which feed and subscription type filters
+    /// follow.
     #[must_use]
     pub fn map<F>(mut self, type_name: impl Into<String>, rewrite: F) -> Self
     where
@@ -96,7 +101,8 @@ impl Upcast {
         self
     }
 
-    /// Rewrites the JSON of every event of this version.
+    /// Rewrites the JSON of every event of this version (keeping each event's type name, as
+    /// [`map`](Self::map) does).
     #[must_use]
     pub fn map_all<F>(mut self, rewrite: F) -> Self
     where
@@ -118,7 +124,18 @@ impl Upcast {
                 }
                 Rule::Map { only, rewrite } => {
                     if only.as_deref().is_none_or(|t| type_name(&event) == Some(t)) {
-                        rewrite(event)?
+                        let before = type_name(&event).map(str::to_owned);
+                        let after = rewrite(event)?;
+                        // Only `rename` changes type names: it is what feed and subscription
+                        // filters follow (`Upcasters::stored_filter`).
+                        if type_name(&after) != before.as_deref() {
+                            return Err(format!(
+                                "a map must keep the event's type name {before:?}, and it \
+                                 returned {:?}: change type names with `rename`",
+                                type_name(&after)
+                            ));
+                        }
+                        after
                     } else {
                         event
                     }
@@ -294,9 +311,9 @@ impl Upcasters {
     }
 
     /// `filter` as it must read stored events: its event types widened with every name a
-    /// [`rename`](Upcast::rename) of this chain turns into one of them (a `map` that changes
-    /// a type name is not followed). Events read with it are upcast and then filtered with
-    /// `filter` itself, so the widening never lets an unwanted event through.
+    /// [`rename`](Upcast::rename) of this chain turns into one of them (a `map` never changes
+    /// a type name, so nothing else can). Events read with it are upcast and then filtered
+    /// with `filter` itself, so the widening never lets an unwanted event through.
     #[must_use]
     pub fn stored_filter(&self, filter: &FeedFilter) -> FeedFilter {
         let Some(wanted) = filter.event_types() else {

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use eventlogs_core::{
     backend::{AppendRequest, CacheKey, NewEvent},
     Aggregate, AppendOptions, CacheOutcome, Error, EventRecord, EventStore, LogId, LogManager,
-    LogState, Result, Upcasters,
+    LogState, Result, Upcast, Upcasters,
 };
 use futures::{StreamExt, TryStreamExt};
 
@@ -290,6 +290,20 @@ pub async fn a_refused_upcast_is_corrupt_and_names_the_step(pair: Pair) {
     raw_append(&pair, LogState::empty(bare), "42", 1).await;
     assert!(corrupt_at(v3.reduce(&bare).await, bare, 0).contains(RETAG));
     corrupt_at(v2.reduce(&bare).await, bare, 0);
+    // A map that changes the type name is refused: feed filters follow renames only.
+    let sneaky = Upcasters::new().then(Upcast::new("sneaky").map("Deposited", |mut e| {
+        e["type"] = "Credited".into();
+        Ok(e)
+    }));
+    let renamed = corrupt_at(
+        manager::<AccountV2>(&pair, sneaky).reduce(&log).await,
+        log,
+        0,
+    );
+    assert!(
+        renamed.contains("sneaky") && renamed.contains("rename"),
+        "{renamed}"
+    );
 }
 
 pub async fn cached_reductions_are_keyed_by_the_upcast_chain(pair: Pair) {
