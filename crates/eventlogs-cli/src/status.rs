@@ -121,9 +121,20 @@ pub(crate) async fn status(cli: &Cli, estimated: bool, out: &Output) -> Result<(
         format!("{schema}.events"),
         format!("{schema}.idempotency_keys"),
     );
-    let (events, logs, keys) = if estimated {
+    // The snapshot cache's table exists from schema version 8 on.
+    let snapshots_table = (version >= 8).then(|| format!("{schema}.snapshots"));
+    let (events, logs, keys, snapshots) = if estimated {
         let events = estimate(&client, &events_table).await?;
-        (events, None, estimate(&client, &keys_table).await?)
+        let snapshots = match &snapshots_table {
+            Some(table) => Some(estimate(&client, table).await?),
+            None => None,
+        };
+        (
+            events,
+            None,
+            estimate(&client, &keys_table).await?,
+            snapshots,
+        )
     } else {
         // One snapshot for every count, so they agree with each other.
         client
@@ -141,8 +152,14 @@ pub(crate) async fn status(cli: &Cli, estimated: bool, out: &Output) -> Result<(
         };
         let events = count(&client, &events_table, &filters, out, "events").await?;
         let keys = count(&client, &keys_table, &["true"], out, "idempotency keys").await?;
+        let snapshots = match &snapshots_table {
+            Some(table) => {
+                Some(count(&client, table, &["true"], out, "snapshot entries").await?[0])
+            }
+            None => None,
+        };
         client.batch_execute("COMMIT").await?;
-        (events[0], Some((events[1], events[2])), keys[0])
+        (events[0], Some((events[1], events[2])), keys[0], snapshots)
     };
     let subscriptions: i64 = client
         .query_one(&format!("SELECT count(*) FROM {schema}.subscriptions"), &[])
@@ -159,6 +176,7 @@ pub(crate) async fn status(cli: &Cli, estimated: bool, out: &Output) -> Result<(
             "deleted_logs": logs.map(|(_, deleted)| deleted),
             "idempotency_keys": keys,
             "subscriptions": subscriptions,
+            "snapshot_entries": snapshots,
         }));
         return Ok(());
     }
@@ -187,6 +205,13 @@ pub(crate) async fn status(cli: &Cli, estimated: bool, out: &Output) -> Result<(
         format!("{keys}{about}"),
     ]);
     table.add_row(vec!["subscriptions".to_owned(), subscriptions.to_string()]);
+    table.add_row(vec![
+        "snapshot cache entries".to_owned(),
+        snapshots.map_or_else(
+            || "no snapshots table before version 8".to_owned(),
+            |n| format!("{n}{about}"),
+        ),
+    ]);
     println!("{table}");
     Ok(())
 }

@@ -7,7 +7,7 @@ mod common;
 use std::process::{Command, Output};
 use std::sync::Arc;
 
-use common::{schema, stderr, stdout_json, store};
+use common::{eventlogs, schema, stderr, stdout_json, store};
 use eventlogs::backend::{CacheEntry, CacheKey};
 use eventlogs::postgres::{PostgresEventStore, PostgresSnapshotCache};
 use eventlogs::{
@@ -374,6 +374,13 @@ async fn cli_cache_commands_on_the_snapshot_table() {
     assert_eq!(aged["older_than_seconds"], 2 * 86_400);
     let stats = stdout_json(&cli.run(&["stats"]));
     assert_eq!(stats["aggregates"][0]["entries"], 3_600);
+    for args in [&["status", "--json"][..], &["status", "--json", "--estimate"]] {
+        let status = stdout_json(&eventlogs(&cli.url, &cli.schema, args));
+        assert!(status["snapshot_entries"].is_i64(), "{status}");
+        if args.len() == 2 {
+            assert_eq!(status["snapshot_entries"], 3_600);
+        }
+    }
 }
 
 #[tokio::test]

@@ -72,6 +72,7 @@ async fn cli_counts_and_shows_what_the_store_holds() {
     assert_eq!(status["events"], 3);
     assert_eq!(status["logs"], 2);
     assert_eq!(status["idempotency_keys"], 1);
+    assert_eq!(status["snapshot_entries"], 0);
     assert_eq!(status["version"], status["latest_version"]);
 
     let shown = stdout_json(&eventlogs(
