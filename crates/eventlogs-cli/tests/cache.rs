@@ -374,7 +374,10 @@ async fn cli_cache_commands_on_the_snapshot_table() {
     assert_eq!(aged["older_than_seconds"], 2 * 86_400);
     let stats = stdout_json(&cli.run(&["stats"]));
     assert_eq!(stats["aggregates"][0]["entries"], 3_600);
-    for args in [&["status", "--json"][..], &["status", "--json", "--estimate"]] {
+    for args in [
+        &["status", "--json"][..],
+        &["status", "--json", "--estimate"],
+    ] {
         let status = stdout_json(&eventlogs(&cli.url, &cli.schema, args));
         assert!(status["snapshot_entries"].is_i64(), "{status}");
         if args.len() == 2 {
