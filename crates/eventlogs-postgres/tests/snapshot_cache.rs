@@ -11,7 +11,8 @@ use eventlogs_core::backend::CacheKey;
 use eventlogs_core::{CacheOutcome, CacheReads, EventStore, LogId, LogManager, ReductionCache};
 use eventlogs_postgres::{PostgresEventStore, PostgresSnapshotCache};
 use eventlogs_testkit::aggregates::{Entry, Tally};
-use eventlogs_testkit::fold_from_store;
+use eventlogs_testkit::damage::assert_refolded_and_replaced;
+use eventlogs_testkit::reduce_checked;
 use eventlogs_testkit::servers::{own_servers, PostgresServer};
 
 async fn snapshot_cache() -> Option<Arc<dyn ReductionCache>> {
@@ -47,15 +48,15 @@ fn manager(store: &PostgresEventStore, cache: &PostgresSnapshotCache) -> LogMana
         .build()
 }
 
-/// Reduces, checked against a fold of the whole log straight from the store.
-async fn reduce_checked(logs: &LogManager<Tally>, log: &LogId) -> eventlogs_core::Reduction<Tally> {
-    let r = logs.reduce(log).await.unwrap();
-    let reference: Tally = fold_from_store(logs.store(), log).await;
-    assert_eq!(
-        r.aggregate, reference,
-        "reduce differs from a fold from index 0"
-    );
-    r
+/// A log of two events whose reduction the cache holds.
+async fn cached_log(logs: &LogManager<Tally>) -> LogId {
+    let log = LogId::new();
+    logs.create_with(&log, &[Entry::of(1), Entry::of(2)], &Default::default())
+        .await
+        .unwrap();
+    reduce_checked(logs, &log).await;
+    logs.flush().await;
+    log
 }
 
 async fn write_row(store: &PostgresEventStore, key: &str, bytes: &[u8]) {
@@ -92,15 +93,7 @@ async fn snapshot_cache_rows_damaged_by_hand_are_refolded_and_replaced() {
     damages.push(("a header ahead of the log", ahead));
     for (what, bytes) in damages {
         write_row(&store, key.as_str(), &bytes).await;
-        let r = reduce_checked(&logs, &log).await;
-        assert_eq!(r.cache, CacheOutcome::Corrupt, "{what}");
-        logs.flush().await;
-        let r = reduce_checked(&logs, &log).await;
-        assert_eq!(
-            (r.cache, r.events_read),
-            (CacheOutcome::Hit, 1),
-            "{what}: replaced"
-        );
+        assert_refolded_and_replaced(&logs, &log, what).await;
     }
     assert!(logs.cache_stats().corrupt >= 11);
 }
@@ -132,12 +125,7 @@ async fn snapshot_cache_on_a_paused_server_costs_only_its_timeout() {
         .min_events_per_write(1)
         .cache_reads(CacheReads::Always)
         .build();
-    let log = LogId::new();
-    logs.create_with(&log, &[Entry::of(1), Entry::of(2)], &Default::default())
-        .await
-        .unwrap();
-    reduce_checked(&logs, &log).await;
-    logs.flush().await;
+    let log = cached_log(&logs).await;
     assert_eq!(reduce_checked(&logs, &log).await.cache, CacheOutcome::Hit);
 
     server.pause();
@@ -176,12 +164,7 @@ async fn snapshot_cache_removes_entries_older_than_an_age() {
     };
     let cache = PostgresSnapshotCache::new(&store);
     let logs = manager(&store, &cache);
-    let log = LogId::new();
-    logs.create_with(&log, &[Entry::of(1), Entry::of(2)], &Default::default())
-        .await
-        .unwrap();
-    reduce_checked(&logs, &log).await;
-    logs.flush().await;
+    let log = cached_log(&logs).await;
 
     // 12,000 rows, every other one (in key order) last written two days ago.
     let client = store.pool().get().await.unwrap();

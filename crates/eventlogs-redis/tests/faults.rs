@@ -16,7 +16,8 @@ use eventlogs_core::{
 use eventlogs_fake::FakeEventStore;
 use eventlogs_redis::RedisReductionCache;
 use eventlogs_testkit::aggregates::{Entry, Tally};
-use eventlogs_testkit::fold_from_store;
+use eventlogs_testkit::damage::assert_refolded_and_replaced;
+use eventlogs_testkit::reduce_checked;
 use eventlogs_testkit::servers::resp::{command, Reply};
 use eventlogs_testkit::servers::{own_servers, RedisCluster, RedisServer};
 
@@ -79,22 +80,6 @@ async fn log_of(logs: &LogManager<Tally>, amounts: &[i64]) -> (LogId, LogState) 
     let events: Vec<Entry> = amounts.iter().copied().map(Entry::of).collect();
     let state = logs.create_with(&log, &events, &none()).await.unwrap();
     (log, state)
-}
-
-/// Reduces and checks the result against a fold of the whole log, straight from the store.
-async fn reduce_checked(logs: &LogManager<Tally>, log: &LogId) -> eventlogs_core::Reduction<Tally> {
-    let r = logs.reduce(log).await.unwrap();
-    let reference: Tally = fold_from_store(logs.store(), log).await;
-    assert_eq!(
-        r.aggregate, reference,
-        "reduce differs from a fold from index 0"
-    );
-    assert_eq!(
-        r.len(),
-        reference.count,
-        "reduce is not through the last event"
-    );
-    r
 }
 
 /// Reduces, flushes the cache writes and repeats until a reduce is a cache hit.
@@ -285,15 +270,7 @@ async fn poisoned_entries_are_refolded_and_replaced() {
             Reply::Status("OK".into()),
             "{what}"
         );
-        let r = reduce_checked(&logs, &log).await;
-        assert_eq!(r.cache, CacheOutcome::Corrupt, "{what}");
-        logs.flush().await;
-        let r = reduce_checked(&logs, &log).await;
-        assert_eq!(
-            (r.cache, r.events_read),
-            (CacheOutcome::Hit, 1),
-            "{what}: replaced"
-        );
+        assert_refolded_and_replaced(&logs, &log, what).await;
     }
     // A key of another type under the cache's name reads as unusable and is overwritten.
     raw(&server, &[b"DEL", redis_key.as_bytes()]);

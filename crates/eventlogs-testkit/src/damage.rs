@@ -2,9 +2,10 @@
 //! client (or an attacker with write access) could.
 
 use eventlogs_core::backend::{CacheEntry, CacheKey, CACHE_FORMAT, CACHE_HEADER_LEN};
-use eventlogs_core::{LogId, Timestamp};
+use eventlogs_core::{CacheOutcome, LogId, LogManager, Timestamp};
 
 use crate::aggregates::{Tally, TallyV2};
+use crate::support::reduce_checked;
 
 /// Ten kinds of damage to `good`, the real `Tally` entry of `log`: garbage, empty, truncated,
 /// header only, a flipped bit, a huge body length, another format version, another aggregate
@@ -46,4 +47,19 @@ pub fn damaged_entries(good: &[u8], log: LogId) -> Vec<(&'static str, Vec<u8>)> 
         ),
         ("oversized", vec![b'x'; 3 * 1024 * 1024]),
     ]
+}
+
+/// With damaged bytes (`what`) just written under `log`'s entry: a reduce is right and reports
+/// the entry `Corrupt`, and once the manager has flushed, the entry is replaced (a hit that
+/// reads only the confirming event).
+pub async fn assert_refolded_and_replaced(logs: &LogManager<Tally>, log: &LogId, what: &str) {
+    let r = reduce_checked(logs, log).await;
+    assert_eq!(r.cache, CacheOutcome::Corrupt, "{what}");
+    logs.flush().await;
+    let r = reduce_checked(logs, log).await;
+    assert_eq!(
+        (r.cache, r.events_read),
+        (CacheOutcome::Hit, 1),
+        "{what}: replaced"
+    );
 }

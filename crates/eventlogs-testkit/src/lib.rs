@@ -45,7 +45,7 @@ mod support;
 pub mod upcast_suite;
 
 #[cfg(feature = "suites")]
-pub use support::{assert_dense, fold_from_store, unique_key};
+pub use support::{assert_dense, fold_from_store, reduce_checked, unique_key};
 
 /// Expands the `EventStore` conformance suite into one `#[tokio::test]` per behaviour.
 #[macro_export]

@@ -1,9 +1,12 @@
-//! Helpers shared by the suites: unique keys, folding straight from a store, density checks.
+//! Helpers shared by the suites: unique keys, folding straight from a store, density checks,
+//! reductions checked against that fold.
 
 use std::sync::Arc;
 
-use eventlogs_core::{backend::RawEvent, Aggregate, EventStore, LogId};
+use eventlogs_core::{backend::RawEvent, Aggregate, EventStore, LogId, LogManager, Reduction};
 use futures::TryStreamExt;
+
+use crate::aggregates::Tally;
 
 /// A key no other test uses, containing `label`.
 #[must_use]
@@ -33,4 +36,22 @@ pub async fn fold_from_store<A: Aggregate>(store: &Arc<dyn EventStore>, log_id: 
         aggregate.apply(&raw.decode(log_id).unwrap());
     }
     aggregate
+}
+
+/// Reduces `log`, and checks the result against a fold of the whole log straight from the
+/// store and that it is through the log's last event: whatever the cache held, the answer is
+/// right.
+pub async fn reduce_checked(logs: &LogManager<Tally>, log: &LogId) -> Reduction<Tally> {
+    let r = logs.reduce(log).await.unwrap();
+    let reference: Tally = fold_from_store(logs.store(), log).await;
+    assert_eq!(
+        r.aggregate, reference,
+        "reduce differs from a fold from index 0"
+    );
+    assert_eq!(
+        r.len(),
+        reference.count,
+        "reduce is not through the last event"
+    );
+    r
 }
