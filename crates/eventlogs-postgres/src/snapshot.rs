@@ -46,10 +46,11 @@ pub struct PostgresSnapshotCache {
     get: String,
     put: String,
     delete: String,
-    remove_old: String,
+    remove: String,
 }
 
-/// Rows looked at per statement of [`PostgresSnapshotCache::remove_older_than`].
+/// Rows looked at per statement of [`PostgresSnapshotCache::remove_older_than`] and
+/// [`remove_aggregate`](PostgresSnapshotCache::remove_aggregate).
 const REMOVE_PAGE: i64 = 5_000;
 
 impl PostgresSnapshotCache {
@@ -86,11 +87,15 @@ impl PostgresSnapshotCache {
                  RETURNING 1"
             ),
             delete: format!("DELETE FROM {schema}.snapshots WHERE key = $1"),
-            remove_old: format!(
+            // Deletes, among the next page of keys after $1, those starting with $3 or $4
+            // and (unless $5 is NULL) last written more than $5 seconds ago.
+            remove: format!(
                 "WITH page AS (SELECT key FROM {schema}.snapshots WHERE key > $1 ORDER BY key LIMIT $2), \
                       gone AS (DELETE FROM {schema}.snapshots s USING page \
                                WHERE s.key = page.key \
-                                 AND s.updated_at < now() - make_interval(secs => $3) \
+                                 AND (starts_with(page.key, $3) OR starts_with(page.key, $4)) \
+                                 AND ($5::float8 IS NULL \
+                                      OR s.updated_at < now() - make_interval(secs => $5)) \
                                RETURNING 1) \
                  SELECT (SELECT max(key) FROM page), (SELECT count(*) FROM gone)"
             ),
@@ -130,29 +135,61 @@ impl PostgresSnapshotCache {
             "eventlogs.postgres.snapshot.remove_older_than",
             older_than_secs = older_than.as_secs()
         );
-        async {
-            let seconds = older_than.as_secs_f64();
-            let (mut after, mut removed) = (String::new(), 0u64);
-            loop {
-                let rows = self
-                    .store
-                    .rows(&self.remove_old, &[&after, &REMOVE_PAGE, &seconds])
-                    .await?
-                    .map_err(query_error)?;
-                let row = rows.first().ok_or_else(|| unreadable(&"no row"))?;
-                let last: Option<String> = row.try_get(0).map_err(|e| unreadable(&e))?;
-                let gone: i64 = row.try_get(1).map_err(|e| unreadable(&e))?;
-                removed += gone.unsigned_abs();
-                match last {
-                    Some(last) => after = last,
-                    None => break,
-                }
+        self.remove(("", ""), Some(older_than.as_secs_f64()))
+            .instrument(span)
+            .await
+    }
+
+    /// Removes the entries of the aggregate named `name`, of every version or of `version`
+    /// only (with or without an upcaster chain's suffix), and returns how many: after an
+    /// aggregate or one of its versions is retired. It walks the table as
+    /// [`remove_older_than`](Self::remove_older_than) does.
+    pub async fn remove_aggregate(&self, name: &str, version: Option<u32>) -> Result<u64> {
+        let span = tracing::info_span!(
+            "eventlogs.postgres.snapshot.remove_aggregate",
+            name,
+            version
+        );
+        // Keys are `{name}:v{version}:{log}`, or `{name}:v{version}.u{fingerprint}:{log}`.
+        let prefixes = match version {
+            Some(v) => (format!("{name}:v{v}:"), format!("{name}:v{v}.u")),
+            None => (format!("{name}:v"), format!("{name}:v")),
+        };
+        self.remove((&prefixes.0, &prefixes.1), None)
+            .instrument(span)
+            .await
+    }
+
+    /// Deletes the rows whose key starts with either prefix and, with `older_than_secs`, that
+    /// were last written longer ago, walking the primary key a page per statement.
+    async fn remove(&self, prefixes: (&str, &str), older_than_secs: Option<f64>) -> Result<u64> {
+        let (mut after, mut removed) = (String::new(), 0u64);
+        loop {
+            let rows = self
+                .store
+                .rows(
+                    &self.remove,
+                    &[
+                        &after,
+                        &REMOVE_PAGE,
+                        &prefixes.0,
+                        &prefixes.1,
+                        &older_than_secs,
+                    ],
+                )
+                .await?
+                .map_err(query_error)?;
+            let row = rows.first().ok_or_else(|| unreadable(&"no row"))?;
+            let last: Option<String> = row.try_get(0).map_err(|e| unreadable(&e))?;
+            let gone: i64 = row.try_get(1).map_err(|e| unreadable(&e))?;
+            removed += gone.unsigned_abs();
+            match last {
+                Some(last) => after = last,
+                None => break,
             }
-            tracing::info!(removed, "old snapshot entries removed");
-            Ok(removed)
         }
-        .instrument(span)
-        .await
+        tracing::info!(removed, "snapshot entries removed");
+        Ok(removed)
     }
 
     /// The store whose schema and pool the cache uses.

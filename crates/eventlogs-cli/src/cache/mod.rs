@@ -110,7 +110,12 @@ pub(crate) async fn run(
             let name = aggregate_name(aggregate)?;
             let deleted = match &cache {
                 Cache::Redis(redis) => redis::purge(redis, name, *version, out).await?,
-                Cache::Snapshots(table) => table::purge(table, name, *version, out).await?,
+                Cache::Snapshots(table) => {
+                    let bar = out.progress(0, "deleting entries");
+                    let deleted = table.remove_aggregate(name, *version).await?;
+                    bar.finish_and_clear();
+                    deleted
+                }
             };
             let version = version.map_or_else(|| "every".to_owned(), |v| v.to_string());
             if out.json() {

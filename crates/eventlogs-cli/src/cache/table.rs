@@ -1,4 +1,4 @@
-//! `cache stats` and `cache purge` on the `snapshots` table (`PostgresSnapshotCache`).
+//! `cache stats` on the `snapshots` table (`PostgresSnapshotCache`), and opening it.
 
 use eventlogs::postgres::PostgresSnapshotCache;
 
@@ -11,8 +11,6 @@ use super::Counts;
 
 /// The schema version that created the `snapshots` table.
 const SNAPSHOTS_SINCE: i32 = 8;
-/// Rows looked at per `purge` statement, walking the primary key.
-const PURGE_PAGE: i64 = 5_000;
 
 /// The snapshot cache of `--schema`, once its table is known to exist.
 pub(super) async fn open(cli: &Cli) -> Result<PostgresSnapshotCache, Failure> {
@@ -49,48 +47,4 @@ pub(super) async fn stats(table: &PostgresSnapshotCache, out: &Output) -> Result
         counts.insert((row.get(0), row.get(1)), n.unsigned_abs());
     }
     Ok(counts)
-}
-
-/// Deletes `name`'s entries (of `version`, or all), a page of the primary key per statement,
-/// so a large table is purged with progress and without one long transaction.
-pub(super) async fn purge(
-    table: &PostgresSnapshotCache,
-    name: &str,
-    version: Option<u32>,
-    out: &Output,
-) -> Result<u64, Failure> {
-    let store = table.store();
-    let client = connect::client(store).await?;
-    // A version's keys, with or without an upcaster chain's suffix (`v2:…` and `v2.u…:…`).
-    let (plain, upcast) = match version {
-        Some(v) => (format!("{name}:v{v}:"), format!("{name}:v{v}.u")),
-        None => (format!("{name}:v"), format!("{name}:v")),
-    };
-    let sql = format!(
-        "WITH page AS (SELECT key FROM {schema}.snapshots WHERE key > $1 ORDER BY key LIMIT $2), \
-              gone AS (DELETE FROM {schema}.snapshots s USING page \
-                       WHERE s.key = page.key \
-                         AND (starts_with(page.key, $3) OR starts_with(page.key, $4)) \
-                       RETURNING 1) \
-         SELECT (SELECT max(key) FROM page), (SELECT count(*) FROM gone)",
-        schema = connect::quoted(store)
-    );
-    let statement = client.prepare(&sql).await?;
-    let bar = out.progress(0, "deleting entries");
-    let (mut after, mut deleted) = (String::new(), 0u64);
-    loop {
-        let row = client
-            .query_one(&statement, &[&after, &PURGE_PAGE, &plain, &upcast])
-            .await?;
-        let last: Option<String> = row.get(0);
-        let n: i64 = row.get(1);
-        deleted += n.unsigned_abs();
-        bar.inc(n.unsigned_abs());
-        match last {
-            Some(last) => after = last,
-            None => break,
-        }
-    }
-    bar.finish_and_clear();
-    Ok(deleted)
 }
